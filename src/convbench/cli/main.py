@@ -1,0 +1,100 @@
+"""The `convbench` command line. Sub-commands import their (heavy) modules only when run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+
+def _common_store(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default="convbench.db", help="SQLite results store "
+                   "(default: convbench.db in the working directory)")
+
+
+def _data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="where datasets live (default: $CONVBENCH_DATA, then the "
+                   "user cache dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="convbench", description="Convert a deep-learning model, "
+                                 "run original and converted side by side, measure what changed.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="digits, LeNet-5 in PyTorch and Keras -> ONNX, a table")
+    _common_store(p)
+    p.set_defaults(handler="convbench.cli.study_cmds:demo")
+
+    p = sub.add_parser("run", help="run a study spec (YAML)")
+    p.add_argument("spec")
+    _common_store(p)
+    _data_dir(p)
+    p.add_argument("--force", action="store_true", help="rerun cells already in the store")
+    p.set_defaults(handler="convbench.cli.study_cmds:run")
+
+    p = sub.add_parser("assess", help="convert and measure your own model")
+    p.add_argument("--framework", required=True, choices=["torch", "keras"])
+    p.add_argument("--model", required=True, help="a .pt state_dict (torch) or a .keras file")
+    p.add_argument("--factory", help="MODULE:FUNCTION or FILE.py:FUNCTION returning the "
+                   "nn.Module the state_dict belongs to (torch models outside the zoo)")
+    p.add_argument("--dataset", required=True, help="digits, mnist, cifar10, imdb")
+    p.add_argument("--input-shape", help="one sample's shape, e.g. 1,28,28 (images resize "
+                   "the digits dataset to it)")
+    p.add_argument("--to", default="onnx", help="target formats, comma-separated (onnx)")
+    p.add_argument("--n", type=int, default=None, help="test subset size (default: all)")
+    p.add_argument("--opset", type=int, default=None)
+    p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
+    p.add_argument("--batch-sizes", default="1,32,128", help="latency sweep")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory probes")
+    p.add_argument("--trust-model", action="store_true",
+                   help="load Keras Lambda layers (runs the model's own code)")
+    _common_store(p)
+    _data_dir(p)
+    p.set_defaults(handler="convbench.cli.assess_cmd:assess")
+
+    p = sub.add_parser("results", help="show stored results")
+    _common_store(p)
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(handler="convbench.cli.study_cmds:results")
+
+    p = sub.add_parser("train", help="train a zoo model and save it")
+    p.add_argument("--framework", required=True, choices=["torch", "keras"])
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset")
+    p.add_argument("--preset", default="quick", choices=["smoke", "quick", "paper"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--n-train", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=".", help="directory for the model file")
+    _data_dir(p)
+    p.set_defaults(handler="convbench.cli.data_cmds:train")
+
+    p = sub.add_parser("data", help="fetch datasets or list what is present")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    q = dsub.add_parser("fetch", help="download a dataset's official files (needs the network)")
+    q.add_argument("name")
+    _data_dir(q)
+    q.set_defaults(handler="convbench.cli.data_cmds:fetch")
+    q = dsub.add_parser("info", help="list datasets and whether they are present")
+    _data_dir(q)
+    q.set_defaults(handler="convbench.cli.data_cmds:info")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module, _, func = args.handler.partition(":")
+    from convbench.data import DataError
+    from convbench.models.load import ModelLoadError
+    from convbench.registry import UnknownNameError
+    from convbench.store import StoreError
+    from convbench.study import SpecError
+
+    try:
+        return getattr(importlib.import_module(module), func)(args) or 0
+    except (DataError, ModelLoadError, StoreError, SpecError, UnknownNameError, ValueError) as e:
+        print(f"convbench: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,46 @@
+"""`convbench demo`, `run` and `results`."""
+
+from __future__ import annotations
+
+from convbench.cli.present import as_csv, as_json, table
+from convbench.store import Store
+from convbench.study import parse_spec, load_spec, plan, run_study
+
+#: The demo study (also in examples/demo.yaml): real digits, LeNet-5 in both frameworks -> ONNX.
+DEMO = {
+    "name": "demo",
+    "preset": "smoke",
+    "frameworks": ["torch", "keras"],
+    "models": [{"model": "lenet5", "dataset": "digits"}],
+    "formats": ["onnx"],
+    "runs": 1,
+    "n_test": "all",
+    "train": {"epochs": 15, "lr": 0.05, "batch_size": 32, "n_train": 2000},
+}
+
+
+def _run(spec, store_path: str, data_dir=None, force: bool = False) -> int:
+    cells = plan(spec, data_dir)
+    with Store(store_path) as store:
+        run_study(cells, store, spec.name, force=force)
+        ids = {c.key.id for c in cells}
+        mine = [c for c in store.cells() if c["id"] in ids]
+    print(table(mine))
+    print(f"\n{len(mine)} cell(s) in {store_path}; `convbench results --store {store_path}` "
+          f"shows them again")
+    return 0 if all(c["status"] != "failed" for c in mine) else 1
+
+
+def demo(args) -> int:
+    return _run(parse_spec(DEMO, "demo"), args.store)
+
+
+def run(args) -> int:
+    return _run(load_spec(args.spec), args.store, args.data_dir, args.force)
+
+
+def results(args) -> int:
+    with Store(args.store) as store:
+        cells = list(store.cells())
+    print({"table": table, "csv": as_csv, "json": as_json}[args.format](cells))
+    return 0

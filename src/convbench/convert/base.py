@@ -1,0 +1,121 @@
+"""The `Converter` interface, the conversion record, and failure categories."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+from convbench.records import Artifact, Category
+from convbench.registry import Registry
+
+CONVERTERS: Registry[type["Converter"]] = Registry("converter")
+
+
+@dataclass
+class Conversion:
+    """The outcome of one conversion: the artifact when it worked, a category either way."""
+
+    converter: str
+    category: Category
+    artifact: Artifact | None = None
+    message: str = ""
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.category is Category.OK
+
+
+class Converter:
+    """Turns a `source` artifact into a `target` one. Subclasses implement `_convert`."""
+
+    source: ClassVar[str]
+    target: ClassVar[str]
+    suffix: ClassVar[str]
+    packages: ClassVar[tuple[str, ...]] = ()  # whose versions are recorded
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def _convert(self, src: Artifact, out: Path) -> dict[str, Any]:
+        """Write the converted model to `out`; return extra artifact meta."""
+        raise NotImplementedError
+
+    @staticmethod
+    def classify(exc: BaseException) -> Category:
+        text = f"{type(exc).__name__} {exc}".lower()
+        if "validationerror" in text or "checker" in text or "invalid" in text:
+            return Category.INVALID_MODEL
+        if any(s in text for s in ("unsupported", "not supported", "no conversion", "not implemented",
+                                   "notimplemented", "unknown op", "no symbolic")):
+            return Category.UNSUPPORTED_OPERATOR
+        return Category.CONVERTER_CRASH
+
+
+def _versions(names: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = "absent"
+    return out
+
+
+def find_converter(source: str, target: str) -> str:
+    name = f"{target}_from_{source}"
+    if name not in CONVERTERS:
+        routes = ", ".join(CONVERTERS.names())
+        raise ValueError(f"no converter from {source!r} to {target!r}; available: {routes}")
+    return name
+
+
+def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> Conversion:
+    """Convert `src` to `target` under `out_dir`, reusing an earlier identical conversion."""
+    name = find_converter(src.format, target)
+    cls = CONVERTERS.get(name)
+    conv = cls(**options)
+    versions = _versions(cls.packages)
+    key = hashlib.sha256(json.dumps([src.sha256, name, options, versions], sort_keys=True,
+                                    default=str).encode()).hexdigest()[:16]
+    out = Path(out_dir) / f"{Path(src.path).stem}-{target}-{key}{cls.suffix}"
+    record = Path(str(out) + ".conversion.json")
+    if out.exists() and record.exists():
+        saved = json.loads(record.read_text())
+        meta = saved.pop("meta")
+        return Conversion(**{**saved, "category": Category.OK, "cached": True,
+                             "artifact": Artifact.from_path(target, out, **meta)})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            meta = conv._convert(src, out)
+        except Exception as e:  # a failed conversion is a result, not a crash
+            return Conversion(name, cls.classify(e), message=f"{type(e).__name__}: {e}"[:4000],
+                              seconds=time.perf_counter() - t0, versions=versions,
+                              options=options, warnings=_unique(caught))
+    seconds = time.perf_counter() - t0
+    result = Conversion(name, Category.OK, Artifact.from_path(target, out, **meta), "", seconds,
+                        _unique(caught), versions, options)
+    saved = {k: v for k, v in asdict(result).items()
+             if k not in ("artifact", "category", "cached")}
+    record.write_text(json.dumps({**saved, "meta": meta}, default=str))
+    return result
+
+
+def _unique(caught) -> list[str]:
+    seen: dict[str, None] = {}
+    for w in caught:
+        seen.setdefault(f"{w.category.__name__}: {str(w.message)[:300]}", None)
+    return list(seen)[:50]

@@ -1,0 +1,85 @@
+"""Loading original models from disk, safely: no pickled code runs, no Lambda layer loads."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+
+class ModelLoadError(RuntimeError):
+    """A model file cannot be loaded; the message says what to do."""
+
+
+def load_factory(spec: str):
+    """Resolve "package.module:function" or "path/to/file.py:function" to the function."""
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise ModelLoadError(f"--factory {spec!r}: expected MODULE:FUNCTION or FILE.py:FUNCTION")
+    try:
+        if target.endswith(".py"):
+            loaded = importlib.util.spec_from_file_location(Path(target).stem, target)
+            if loaded is None or not Path(target).exists():
+                raise FileNotFoundError(target)
+            module = importlib.util.module_from_spec(loaded)
+            loaded.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+        return getattr(module, attr)
+    except (ImportError, FileNotFoundError, AttributeError) as e:
+        raise ModelLoadError(f"--factory {spec!r}: cannot import it ({e}); give an importable "
+                             f"module or a .py file, and a function that returns the nn.Module")
+
+
+def architecture_of(path: str | Path) -> dict[str, Any] | None:
+    side = Path(str(path) + ".arch.json")
+    return json.loads(side.read_text()) if side.exists() else None
+
+
+def load_torch(path: str | Path, architecture: dict | None = None, factory: str | None = None):
+    """A PyTorch model in eval mode from a state_dict, rebuilt by the zoo or by `factory`."""
+    import torch
+
+    from convbench.models.spec import build
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or unsafe files
+        raise ModelLoadError(
+            f"{path}: not a loadable PyTorch state_dict ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}). convbench loads checkpoints with "
+            f"weights_only=True: save `model.state_dict()` with torch.save") from e
+    if not isinstance(state, dict):
+        raise ModelLoadError(f"{path}: holds a {type(state).__name__}, not a state_dict; save "
+                             f"`model.state_dict()` and pass --factory MODULE:FUNCTION")
+    if factory:
+        model = load_factory(factory)()
+    else:
+        arch = architecture or architecture_of(path)
+        if arch is None:
+            raise ModelLoadError(f"{path}: no architecture record ({path}.arch.json) and no "
+                                 f"--factory; pass --factory MODULE:FUNCTION returning the model")
+        model = build("torch", arch["model"], arch["input_shape"], arch["num_classes"],
+                      vocab=arch.get("vocab"), **arch.get("options", {}))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ModelLoadError(f"{path}: weights do not fit the architecture: "
+                             f"{str(e).splitlines()[0]}") from e
+    return model.eval()
+
+
+def load_keras(path: str | Path, trust: bool = False):
+    """A Keras model from a `.keras` file, in safe mode unless the user trusts it."""
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=not trust)
+    except Exception as e:  # keras raises ValueError, OSError, zipfile errors...
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        hint = (" The model holds a Lambda layer (arbitrary code): pass --trust-model only if "
+                "you trust its author." if "lambda" in msg.lower() else
+                " Save it with model.save('model.keras').")
+        raise ModelLoadError(f"{path}: not a loadable Keras model ({msg}).{hint}") from e

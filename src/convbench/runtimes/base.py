@@ -1,0 +1,90 @@
+"""The `Runner` interface: load a model artifact into one runtime and run it on arrays."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+
+from convbench.records import Artifact
+from convbench.registry import Registry
+
+RUNNERS: Registry[type["Runner"]] = Registry("runtime")
+
+#: The runtime a format runs on when the study does not say.
+DEFAULT_RUNTIME = {"torch": "torch", "keras": "keras", "onnx": "onnxruntime"}
+
+
+def default_runtime(fmt: str) -> str:
+    try:
+        return DEFAULT_RUNTIME[fmt]
+    except KeyError:
+        raise ValueError(f"no default runtime for format {fmt!r}") from None
+
+
+class Runner:
+    """One runtime holding one model.
+
+    Use as a context manager or call `load()` / `close()`. `infer(x)` takes a batch in the
+    model's own layout and returns its output as a numpy array. `capabilities` says what the
+    runtime offers ("predict", "gradients"); `available()` whether it can run here, and why not.
+    """
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]]
+    capabilities: ClassVar[frozenset[str]] = frozenset({"predict"})
+    module: ClassVar[str]  # the framework module the runtime imports (for memory baselines)
+
+    def __init__(self, artifact: Artifact, threads: int | None = None, **options: Any) -> None:
+        if artifact.format not in self.formats:
+            raise ValueError(f"runtime {self.name!r} runs {self.formats}, not {artifact.format!r}")
+        self.artifact = artifact
+        self.threads = threads
+        self.options = options
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return True, ""
+
+    def load(self) -> int:
+        """Load the model; return the wall time it took in nanoseconds."""
+        t0 = time.perf_counter_ns()
+        self._load()
+        return time.perf_counter_ns() - t0
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def infer_timed(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """`infer(x)` and its wall time in nanoseconds."""
+        t0 = time.perf_counter_ns()
+        y = self.infer(x)
+        return y, time.perf_counter_ns() - t0
+
+    def describe(self) -> dict[str, Any]:
+        """What to record about this runner's configuration."""
+        return {"runtime": self.name, "threads": self.threads}
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Runner":
+        self.load()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_runner(artifact: Artifact, runtime: str | None = None, **options: Any) -> Runner:
+    """A runner for `artifact` (not yet loaded); the format's default runtime when not given."""
+    name = runtime or default_runtime(artifact.format)
+    cls = RUNNERS.get(name)
+    ok, why = cls.available()
+    if not ok:
+        raise RuntimeError(f"runtime {name!r} is not available here: {why}")
+    return cls(artifact, **options)

@@ -1,0 +1,153 @@
+"""One cell: obtain the original, convert it, run both on the same inputs, measure."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convbench.convert import Conversion, convert
+from convbench.data import DataError
+from convbench.data.base import cache_dir
+from convbench.measures import agreement, latency_sweep, peak_rss
+from convbench.models import to_layout
+from convbench.records import Artifact, Category, CellKey, CellResult, Status
+from convbench.runtimes import default_runtime, open_runner
+from convbench.training import TrainConfig, train
+from convbench.training.run import dataset_for
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    latency_batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 128])
+    latency_warmup: int = 3
+    latency_repeats: int = 20
+    memory: bool = True
+
+
+@dataclass(frozen=True)
+class Cell:
+    key: CellKey
+    train: TrainConfig
+    n_test: int | None
+    convert_options: dict[str, Any]
+    measures: MeasureOptions
+    threads: int | None = None
+    data_dir: str | None = None
+
+
+class CellFailure(Exception):
+    """Ends a cell early with a category; the cell is stored as failed, the study goes on."""
+
+    def __init__(self, category: Category, message: str) -> None:
+        super().__init__(message)
+        self.category = category
+
+
+def original_for(cfg: TrainConfig, data_dir=None) -> tuple[Artifact, dict]:
+    """The trained original for `cfg`, trained once and then reused (keyed by config hash)."""
+    out = cache_dir() / "models"
+    record = out / f"{cfg.model}-{cfg.framework}-{cfg.digest()}.json"
+    if record.exists():
+        saved = json.loads(record.read_text())
+        art = Artifact(**saved["artifact"])
+        if Path(art.path).exists():
+            return art, {**saved["train"], "cached": True}
+    result = train(cfg, out, data_dir)
+    info = {"seconds": result.seconds, "history": result.history, "config": asdict(cfg)}
+    record.write_text(json.dumps({"artifact": asdict(result.artifact), "train": info}))
+    return result.artifact, info
+
+
+def _infer_all(runner, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    return np.concatenate([runner.infer(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.ndarray,
+            measures: MeasureOptions, threads: int | None = None,
+            converted_runtime: str | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Run original and converted on the same `x` (NCHW/text); return (metrics, info).
+
+    Raises `CellFailure` when the converted model cannot be loaded or run, or its outputs do
+    not have the original's shape.
+    """
+    converted = conversion.artifact
+    metrics: dict[str, float] = {"convert_s": conversion.seconds,
+                                 "size_bytes_original": original.size_bytes,
+                                 "size_bytes_converted": converted.size_bytes}
+    info: dict[str, Any] = {"holds": {"original": original.meta.get("holds"),
+                                      "converted": converted.meta.get("holds")}}
+    xs = {role: to_layout(x, "keras" if a.meta.get("layout") == "nhwc" else "torch")
+          for role, a in (("original", original), ("converted", converted))}
+    outputs = {}
+    for role, art, runtime in (("original", original, None),
+                               ("converted", converted, converted_runtime)):
+        try:
+            runner = open_runner(art, runtime, threads=threads)
+            metrics[f"load_s_{role}"] = runner.load() / 1e9
+            outputs[role] = _infer_all(runner, xs[role])
+        except Exception as e:
+            if role == "original":
+                raise
+            raise CellFailure(Category.RUNTIME_ERROR,
+                              f"converted model fails in {runner_name(art, runtime)}: "
+                              f"{type(e).__name__}: {e}") from e
+        metrics.update({f"{k}_{role}": v for k, v in latency_sweep(
+            runner, xs[role], measures.latency_batch_sizes, measures.latency_warmup,
+            measures.latency_repeats).items()})
+        info[f"runner_{role}"] = runner.describe()
+        runner.close()
+        if measures.memory:
+            mem = peak_rss(art, runner.name, xs[role][:max(measures.latency_batch_sizes)],
+                           threads)
+            metrics.update({f"{k}_{role}": v for k, v in mem.items()})
+    if outputs["original"].shape != outputs["converted"].shape:
+        raise CellFailure(Category.RUNTIME_MISMATCH,
+                          f"output shapes differ: original {outputs['original'].shape}, "
+                          f"converted {outputs['converted'].shape}")
+    metrics.update(agreement(outputs["original"], outputs["converted"], y))
+    return metrics, info
+
+
+def runner_name(art: Artifact, runtime: str | None) -> str:
+    return runtime or default_runtime(art.format)
+
+
+def run_cell(cell: Cell) -> CellResult:
+    """Run one cell to a `CellResult`; failures are categorised, never raised."""
+    result = CellResult(cell.key, started=time.time())
+    try:
+        try:
+            original, train_info = original_for(cell.train, cell.data_dir)
+        except DataError as e:
+            raise CellFailure(Category.DATA_ERROR, str(e)) from e
+        except Exception as e:
+            raise CellFailure(Category.TRAINING_ERROR, f"{type(e).__name__}: {e}") from e
+        result.artifacts["original"] = original
+        result.info["train"] = train_info
+        if "seconds" in train_info:
+            result.metrics["train_s"] = train_info["seconds"]
+        conv = convert(original, cell.key.format, cache_dir() / "converted",
+                       **cell.convert_options)
+        result.info["conversion"] = {k: v for k, v in asdict(conv).items() if k != "artifact"}
+        if not conv.ok:
+            raise CellFailure(conv.category, conv.message)
+        result.artifacts["converted"] = conv.artifact
+        ds = dataset_for(cell.train.model, cell.train.dataset, cell.data_dir,
+                         **cell.train.data_options)
+        x, y, _ = ds.arrays("test", cell.n_test, cell.train.seed)
+        metrics, info = compare(original, conv, x, y, cell.measures, cell.threads,
+                                cell.key.runtime)
+        result.metrics.update(metrics)
+        result.info.update(info)
+    except CellFailure as f:
+        result.status, result.category, result.message = Status.FAILED, f.category, str(f)
+    except Exception as e:  # a bug or an unforeseen failure: recorded, the study goes on
+        result.status, result.category = Status.FAILED, Category.INTERNAL_ERROR
+        result.message = f"{type(e).__name__}: {e}"
+    result.finished = time.time()
+    return result

@@ -1,0 +1,41 @@
+"""Expand a study spec into its cells: framework x model/dataset x format x run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+
+from convbench.models import ZOO
+from convbench.records import CellKey
+from convbench.runtimes import default_runtime
+from convbench.study.cell import Cell, MeasureOptions
+from convbench.study.spec import StudySpec
+from convbench.training import PRESETS, preset_config
+
+
+def plan(spec: StudySpec, data_dir: str | None = None) -> list[Cell]:
+    preset = PRESETS[spec.preset]
+    runs = spec.runs or preset["runs"]
+    n_test = {None: preset["n_test"], "all": None}.get(spec.n_test, spec.n_test)
+    measures = MeasureOptions(**spec.measures.model_dump())
+    cells = []
+    for entry in spec.models:
+        dataset = entry.dataset or ZOO.get(entry.model).dataset
+        for framework in spec.frameworks:
+            for run in range(runs):
+                train = preset_config(spec.preset, framework, entry.model, dataset,
+                                      seed=spec.seed + run, **spec.train.model_dump())
+                if entry.options:
+                    train = type(train)(**{**asdict(train), "model_options": {
+                        **train.model_options, **entry.options}})
+                for fmt in spec.formats:
+                    options = spec.convert.get(fmt, {})
+                    digest = hashlib.sha256(json.dumps(
+                        [train.digest(), options, n_test, asdict(measures), spec.threads],
+                        sort_keys=True).encode()).hexdigest()[:16]
+                    key = CellKey(framework, entry.model, dataset, fmt, default_runtime(fmt),
+                                  run, digest)
+                    cells.append(Cell(key, train, n_test, options, measures, spec.threads,
+                                      data_dir))
+    return cells

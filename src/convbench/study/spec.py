@@ -1,0 +1,118 @@
+"""The study spec (YAML), validated with pydantic; errors name the bad key and suggest one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from convbench.registry import suggest
+
+
+class SpecError(ValueError):
+    """A study spec that cannot be run; the message says which key and what to write."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelEntry(_Strict):
+    model: str
+    dataset: str | None = None  # None: the zoo's default dataset for the model
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v):
+        from convbench.models import ZOO
+
+        if v not in ZOO:
+            raise ValueError(f"unknown model {v!r}.{suggest(v, ZOO.names())} "
+                             f"Known: {', '.join(ZOO.names())}")
+        return v
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v):
+        from convbench.data import DATASETS
+
+        if v is not None and v not in DATASETS:
+            raise ValueError(f"unknown dataset {v!r}.{suggest(v, DATASETS.names())} "
+                             f"Known: {', '.join(DATASETS.names())}")
+        return v
+
+
+class TrainOverrides(_Strict):
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    n_train: int | None = Field(None, ge=1)
+
+
+class MeasuresSpec(_Strict):
+    latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 32, 128])
+    latency_warmup: int = Field(3, ge=0)
+    latency_repeats: int = Field(20, ge=1)
+    memory: bool = True
+
+
+class StudySpec(_Strict):
+    name: str = "study"
+    preset: Literal["smoke", "quick", "paper"] = "quick"
+    frameworks: list[Literal["torch", "keras"]] = Field(default_factory=lambda: ["torch", "keras"])
+    models: list[ModelEntry]
+    formats: list[Literal["onnx"]] = Field(default_factory=lambda: ["onnx"])
+    runs: int | None = Field(None, ge=1)
+    seed: int = 0
+    n_test: int | Literal["all"] | None = None  # None: the preset's; "all": the whole split
+    train: TrainOverrides = Field(default_factory=TrainOverrides)
+    convert: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    measures: MeasuresSpec = Field(default_factory=MeasuresSpec)
+    threads: int | None = Field(None, ge=1)
+
+
+def _explain(err: ValidationError, model: type[BaseModel]) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            known = _fields_at(model, e["loc"][:-1])
+            msg = f"unknown key.{suggest(str(e['loc'][-1]), known)} Allowed here: {', '.join(known)}"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def _fields_at(model: type[BaseModel], loc) -> list[str]:
+    """The field names allowed at a location of the spec (for 'did you mean')."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        ann = model.model_fields[part].annotation
+        inner = getattr(ann, "__args__", (ann,))
+        model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)),
+                     model)
+    return sorted(model.model_fields)
+
+
+def parse_spec(data: Any, source: str = "spec") -> StudySpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a study spec is a YAML mapping (name:, models:, ...)")
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(f"{source} is not a valid study spec:\n{_explain(e, StudySpec)}") from None
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    p = Path(path)
+    if not p.exists():
+        raise SpecError(f"{p}: no such study spec; see examples/*.yaml")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise SpecError(f"{p}: not valid YAML ({e})") from None
+    return parse_spec(data, str(p))
