@@ -31,6 +31,7 @@ class Category(str, Enum):
     """Why a cell did not finish normally (or `ok`)."""
 
     OK = "ok"
+    MODEL_LOAD_ERROR = "model_load_error"  # the original file cannot be (safely) loaded
     CONVERTER_CRASH = "converter_crash"
     UNSUPPORTED_OPERATOR = "unsupported_operator"
     INVALID_MODEL = "invalid_model"

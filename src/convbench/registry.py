@@ -23,7 +23,7 @@ class UnknownNameError(KeyError):
 
 def suggest(name: str, choices: list[str]) -> str:
     """Return a ' Did you mean ...?' hint, or '' when nothing is close."""
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.7)
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 

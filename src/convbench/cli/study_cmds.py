@@ -23,8 +23,7 @@ def _run(spec, store_path: str, data_dir=None, force: bool = False) -> int:
     cells = plan(spec, data_dir)
     with Store(store_path) as store:
         run_study(cells, store, spec.name, force=force)
-        ids = {c.key.id for c in cells}
-        mine = [c for c in store.cells() if c["id"] in ids]
+        mine = list(store.cells({c.key.id for c in cells}))
     print(table(mine))
     print(f"\n{len(mine)} cell(s) in {store_path}; `convbench results --store {store_path}` "
           f"shows them again")

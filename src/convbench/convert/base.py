@@ -53,6 +53,10 @@ class Converter:
 
     @staticmethod
     def classify(exc: BaseException) -> Category:
+        from convbench.models.load import ModelLoadError
+
+        if isinstance(exc, ModelLoadError):
+            return Category.MODEL_LOAD_ERROR
         text = f"{type(exc).__name__} {exc}".lower()
         if "validationerror" in text or "checker" in text or "invalid" in text:
             return Category.INVALID_MODEL

@@ -5,12 +5,19 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 
 class ModelLoadError(RuntimeError):
     """A model file cannot be loaded; the message says what to do."""
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of an exception's text, without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def load_factory(spec: str):
@@ -48,9 +55,9 @@ def load_torch(path: str | Path, architecture: dict | None = None, factory: str 
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or unsafe files
         raise ModelLoadError(
-            f"{path}: not a loadable PyTorch state_dict ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}). convbench loads checkpoints with "
-            f"weights_only=True: save `model.state_dict()` with torch.save") from e
+            f"{path}: not loadable as a PyTorch state_dict with weights_only=True (convbench "
+            f"never runs pickled code): save `model.state_dict()` with torch.save. "
+            f"({type(e).__name__}: {_first_line(e)})") from e
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path}: holds a {type(state).__name__}, not a state_dict; save "
                              f"`model.state_dict()` and pass --factory MODULE:FUNCTION")
@@ -67,7 +74,7 @@ def load_torch(path: str | Path, architecture: dict | None = None, factory: str 
         model.load_state_dict(state)
     except RuntimeError as e:
         raise ModelLoadError(f"{path}: weights do not fit the architecture: "
-                             f"{str(e).splitlines()[0]}") from e
+                             f"{_first_line(e)}") from e
     return model.eval()
 
 
@@ -78,7 +85,7 @@ def load_keras(path: str | Path, trust: bool = False):
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=not trust)
     except Exception as e:  # keras raises ValueError, OSError, zipfile errors...
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = _first_line(e)
         hint = (" The model holds a Lambda layer (arbitrary code): pass --trust-model only if "
                 "you trust its author." if "lambda" in msg.lower() else
                 " Save it with model.save('model.keras').")

@@ -59,6 +59,11 @@ class Runner:
     def infer(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def infer_all(self, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
+        """Outputs for every sample of `x`, run in batches of `batch_size`."""
+        return np.concatenate([self.infer(x[i:i + batch_size])
+                               for i in range(0, len(x), batch_size)])
+
     def infer_timed(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         """`infer(x)` and its wall time in nanoseconds."""
         t0 = time.perf_counter_ns()

@@ -113,12 +113,14 @@ class Store:
                 self.conn.execute("INSERT INTO cell_artifacts VALUES (?,?,?)",
                                   (k.id, role, a.sha256))
 
-    def cells(self) -> Iterator[dict[str, Any]]:
-        """Every stored cell as a dict with its metrics (by name), info and artifacts."""
-        cur = self.conn.execute("SELECT * FROM cells ORDER BY started")
+    def cells(self, ids: set[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Stored cells (all, or those in `ids`) as dicts with metrics by name, info, artifacts."""
+        cur = self.conn.execute("SELECT * FROM cells ORDER BY started, rowid")
         cols = [c[0] for c in cur.description]
         for row in cur.fetchall():
             cell = dict(zip(cols, row))
+            if ids is not None and cell["id"] not in ids:
+                continue
             cell["info"] = json.loads(cell["info"])
             cell["metrics"] = dict(self.conn.execute(
                 "SELECT name, value FROM metrics WHERE cell_id = ? ORDER BY name", (cell["id"],)))

@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -63,10 +63,6 @@ def original_for(cfg: TrainConfig, data_dir=None) -> tuple[Artifact, dict]:
     return result.artifact, info
 
 
-def _infer_all(runner, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
-    return np.concatenate([runner.infer(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
 def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.ndarray,
             measures: MeasureOptions, threads: int | None = None,
             converted_runtime: str | None = None) -> tuple[dict[str, float], dict[str, Any]]:
@@ -89,7 +85,7 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
         try:
             runner = open_runner(art, runtime, threads=threads)
             metrics[f"load_s_{role}"] = runner.load() / 1e9
-            outputs[role] = _infer_all(runner, xs[role])
+            outputs[role] = runner.infer_all(xs[role])
         except Exception as e:
             if role == "original":
                 raise
@@ -117,33 +113,29 @@ def runner_name(art: Artifact, runtime: str | None) -> str:
     return runtime or default_runtime(art.format)
 
 
-def run_cell(cell: Cell) -> CellResult:
-    """Run one cell to a `CellResult`; failures are categorised, never raised."""
-    result = CellResult(cell.key, started=time.time())
+def convert_and_compare(result: CellResult, original: Artifact, x: np.ndarray, y: np.ndarray,
+                        convert_options: dict[str, Any], measures: MeasureOptions,
+                        threads: int | None = None) -> None:
+    """Convert `original` to the cell's format and fill `result` with what changed.
+
+    Raises `CellFailure` for a failed conversion or a converted model that does not run.
+    """
+    result.artifacts["original"] = original
+    conv = convert(original, result.key.format, cache_dir() / "converted", **convert_options)
+    result.info["conversion"] = {k: v for k, v in asdict(conv).items() if k != "artifact"}
+    if not conv.ok:
+        raise CellFailure(conv.category, conv.message)
+    result.artifacts["converted"] = conv.artifact
+    metrics, info = compare(original, conv, x, y, measures, threads, result.key.runtime)
+    result.metrics.update(metrics)
+    result.info.update(info)
+
+
+def guarded(key: CellKey, body: Callable[[CellResult], None]) -> CellResult:
+    """Run `body` on a fresh result; failures become a failed result with a category."""
+    result = CellResult(key, started=time.time())
     try:
-        try:
-            original, train_info = original_for(cell.train, cell.data_dir)
-        except DataError as e:
-            raise CellFailure(Category.DATA_ERROR, str(e)) from e
-        except Exception as e:
-            raise CellFailure(Category.TRAINING_ERROR, f"{type(e).__name__}: {e}") from e
-        result.artifacts["original"] = original
-        result.info["train"] = train_info
-        if "seconds" in train_info:
-            result.metrics["train_s"] = train_info["seconds"]
-        conv = convert(original, cell.key.format, cache_dir() / "converted",
-                       **cell.convert_options)
-        result.info["conversion"] = {k: v for k, v in asdict(conv).items() if k != "artifact"}
-        if not conv.ok:
-            raise CellFailure(conv.category, conv.message)
-        result.artifacts["converted"] = conv.artifact
-        ds = dataset_for(cell.train.model, cell.train.dataset, cell.data_dir,
-                         **cell.train.data_options)
-        x, y, _ = ds.arrays("test", cell.n_test, cell.train.seed)
-        metrics, info = compare(original, conv, x, y, cell.measures, cell.threads,
-                                cell.key.runtime)
-        result.metrics.update(metrics)
-        result.info.update(info)
+        body(result)
     except CellFailure as f:
         result.status, result.category, result.message = Status.FAILED, f.category, str(f)
     except Exception as e:  # a bug or an unforeseen failure: recorded, the study goes on
@@ -151,3 +143,25 @@ def run_cell(cell: Cell) -> CellResult:
         result.message = f"{type(e).__name__}: {e}"
     result.finished = time.time()
     return result
+
+
+def run_cell(cell: Cell) -> CellResult:
+    """Run one study cell (train or reuse the original, convert, compare) to a `CellResult`."""
+
+    def body(result: CellResult) -> None:
+        try:
+            original, train_info = original_for(cell.train, cell.data_dir)
+            ds = dataset_for(cell.train.model, cell.train.dataset, cell.data_dir,
+                             **cell.train.data_options)
+            x, y, _ = ds.arrays("test", cell.n_test, cell.train.seed)
+        except DataError as e:
+            raise CellFailure(Category.DATA_ERROR, str(e)) from e
+        except Exception as e:
+            raise CellFailure(Category.TRAINING_ERROR, f"{type(e).__name__}: {e}") from e
+        result.info["train"] = train_info
+        if "seconds" in train_info:
+            result.metrics["train_s"] = train_info["seconds"]
+        convert_and_compare(result, original, x, y, cell.convert_options, cell.measures,
+                            cell.threads)
+
+    return guarded(cell.key, body)

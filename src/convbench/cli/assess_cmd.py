@@ -1,0 +1,81 @@
+"""`convbench assess`: convert a user's own model and measure what changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from convbench.cli.present import table
+from convbench.records import Artifact, CellKey
+
+
+def _input_shape(args) -> tuple[tuple[int, ...] | None, str]:
+    """One sample's shape in the model's layout, and that layout."""
+    if args.framework == "keras":
+        from convbench.models.load import load_keras
+
+        model = load_keras(args.model, trust=args.trust_model)
+        return tuple(int(d) for d in model.inputs[0].shape[1:]), "nhwc"
+    if args.input_shape:
+        try:
+            return tuple(int(v) for v in args.input_shape.split(",")), "nchw"
+        except ValueError:
+            raise ValueError(f"--input-shape {args.input_shape!r}: give integers such as "
+                             f"1,28,28") from None
+    return None, "nchw"
+
+
+def _dataset(args, shape, layout):
+    from convbench.data import get_dataset
+
+    ds = get_dataset(args.dataset, args.data_dir)
+    if ds.kind == "image" and shape is not None:
+        c, h, w = (shape[2], shape[0], shape[1]) if layout == "nhwc" else shape
+        if args.dataset == "digits":
+            ds = get_dataset("digits", args.data_dir, size=h, channels=c)
+        elif tuple(ds.input_shape) != (c, h, w):
+            raise ValueError(f"the model takes {c}x{h}x{w} images, {args.dataset} has "
+                             f"{'x'.join(map(str, ds.input_shape))}; pick a dataset of that shape")
+    elif ds.kind == "text" and shape is not None:
+        ds = get_dataset(args.dataset, args.data_dir, maxlen=shape[0])
+    return ds
+
+
+def assess(args) -> int:
+    from convbench.models import to_layout
+    from convbench.runtimes import default_runtime
+    from convbench.store import Store
+    from convbench.study.cell import MeasureOptions, convert_and_compare, guarded
+
+    path = Path(args.model)
+    if not path.exists():
+        raise ValueError(f"--model {path}: no such file")
+    shape, layout = _input_shape(args)
+    ds = _dataset(args, shape, layout)
+    x, y, _ = ds.arrays("test", args.n)
+    xs = to_layout(x, "keras" if layout == "nhwc" else "torch")
+    meta = {"layout": layout, "input_shape": list(xs.shape[1:]), "input_dtype": str(xs.dtype),
+            "holds": "user model file", "factory": args.factory}
+    original = Artifact.from_path(args.framework, path, **meta)
+    measures = MeasureOptions(latency_batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
+                              memory=not args.no_memory)
+    options = {"opset": args.opset}
+    if args.framework == "torch":
+        options.update(exporter=args.exporter, factory=args.factory)
+    else:
+        options.update(trust_model=args.trust_model)
+    cells = []
+    with Store(args.store) as store:
+        for fmt in [f.strip() for f in args.to.split(",") if f.strip()]:
+            digest = hashlib.sha256(json.dumps([original.sha256, fmt, options, args.n,
+                                                args.dataset], sort_keys=True)
+                                    .encode()).hexdigest()[:16]
+            key = CellKey(args.framework, path.name, args.dataset, fmt, default_runtime(fmt),
+                          0, digest)
+            result = guarded(key, lambda r: convert_and_compare(r, original, x, y, options,
+                                                                measures))
+            store.put(result, "assess")
+            cells += store.cells({key.id})
+    print(table(cells))
+    return 0 if all(c["status"] == "ok" for c in cells) else 1

@@ -1,0 +1,97 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from convbench.cli.main import main
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_help_imports_no_deep_learning_framework():
+    code = ("import sys; from convbench.cli.main import main\n"
+            "try: main(['--help'])\nexcept SystemExit: pass\n"
+            "heavy = [m for m in ('torch', 'tensorflow', 'keras', 'coremltools', 'onnxruntime')"
+            " if m in sys.modules]\nprint('HEAVY:' + ','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "COMMAND" in out.stdout and out.stdout.strip().splitlines()[-1] == "HEAVY:"
+
+
+def test_assess_a_torch_model_defined_outside_the_zoo(tmp_path, capsys):
+    import torch
+
+    sys.path.insert(0, str(FIXTURES))
+    import user_models
+
+    torch.manual_seed(0)
+    model = user_models.tiny_cnn()
+    torch.save(model.state_dict(), tmp_path / "tiny.pt")
+    store = tmp_path / "s.db"
+    rc = main(["assess", "--framework", "torch", "--model", str(tmp_path / "tiny.pt"),
+               "--factory", f"{FIXTURES / 'user_models.py'}:tiny_cnn", "--dataset", "digits",
+               "--input-shape", "1,16,16", "--to", "onnx", "--n", "200", "--batch-sizes", "1,16",
+               "--store", str(store)])
+    assert rc == 0
+    assert "torch tiny.pt digits -> onnx" in capsys.readouterr().out
+    assert main(["results", "--store", str(store), "--format", "json"]) == 0
+    [cell] = json.loads(capsys.readouterr().out)
+    assert (cell["framework"], cell["model"], cell["format"], cell["runtime"], cell["status"]) == (
+        "torch", "tiny.pt", "onnx", "onnxruntime", "ok")
+    m = cell["metrics"]
+    assert m["n"] == 200 and m["label_flips"] == 0 and m["abs_err_max"] < 1e-5
+    assert m["peak_rss_bytes_converted"] > 0 and m["latency_median_s_bs16_original"] > 0
+
+
+def test_assess_a_keras_model(trained, tmp_path, capsys):
+    rc = main(["assess", "--framework", "keras", "--model", trained["keras"].artifact.path,
+               "--dataset", "digits", "--n", "100", "--batch-sizes", "4", "--no-memory",
+               "--store", str(tmp_path / "s.db")])
+    assert rc == 0
+    main(["results", "--store", str(tmp_path / "s.db"), "--format", "csv"])
+    header, row = capsys.readouterr().out.strip().splitlines()[-2:]
+    values = dict(zip(header.split(","), row.split(",")))
+    assert values["status"] == "ok" and float(values["label_flips"]) == 0
+
+
+def test_assess_refuses_a_pickled_module(tmp_path, capsys):
+    import torch
+
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "whole.pt")  # a pickled module, not weights
+    rc = main(["assess", "--framework", "torch", "--model", str(tmp_path / "whole.pt"),
+               "--factory", "torch.nn:Identity", "--dataset", "digits", "--n", "20",
+               "--store", str(tmp_path / "s.db"), "--no-memory"])
+    assert rc == 1
+    out = capsys.readouterr().out
+    assert "model_load_error" in out and "weights_only" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "nope.yaml"], "no such study spec"),
+    (["assess", "--framework", "torch", "--model", "nope.pt", "--dataset", "digits"],
+     "no such file"),
+    (["results", "--store", "{junk}"], "not a convbench store"),
+])
+def test_bad_input_gives_a_clear_error(argv, message, tmp_path, capsys):
+    junk = tmp_path / "junk.db"
+    junk.write_text("junk" * 100)
+    argv = [a.replace("{junk}", str(junk)) for a in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_data_info_lists_every_dataset(capsys):
+    assert main(["data", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "digits   present (450 test samples)" in out
+    for name in ("mnist", "cifar10", "imdb"):
+        assert name in out
+
+
+def test_train_command_saves_the_model(tmp_path, capsys):
+    assert main(["train", "--framework", "torch", "--model", "lenet5", "--dataset", "digits",
+                 "--preset", "smoke", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert ".pt" in out and "no optimizer state" in out
+    assert list(tmp_path.glob("lenet5-torch-*.pt"))

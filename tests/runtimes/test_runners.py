@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from convbench.convert import convert
+from convbench.runtimes import RUNNERS, open_runner
+
+
+def test_torch_runner(trained, digits_test):
+    x, y = digits_test
+    with open_runner(trained["torch"].artifact, threads=1) as r:
+        out, ns = r.infer_timed(x[:16])
+        assert r.describe() == {"runtime": "torch", "threads": 1}
+        assert "gradients" in r.capabilities
+    assert out.shape == (16, 10) and ns > 0
+
+
+def test_keras_runner_matches_model_call(trained, digits_test):
+    import keras
+
+    x, _ = digits_test
+    xk = x[:16].transpose(0, 2, 3, 1)
+    with open_runner(trained["keras"].artifact) as r:
+        out = r.infer(xk)
+    ref = np.asarray(keras.saving.load_model(trained["keras"].artifact.path)(xk))
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-7)
+
+
+def test_onnxruntime_runner_records_providers(trained, digits_test, tmp_path):
+    x, _ = digits_test
+    onnx_art = convert(trained["torch"].artifact, "onnx", tmp_path, exporter="torchscript").artifact
+    with open_runner(onnx_art, threads=2) as r:
+        assert r.describe()["providers"] == ["CPUExecutionProvider"]
+        assert r.describe()["threads"] == 2
+        assert r.infer(x[:5]).shape == (5, 10)
+    assert r.load() > 0  # load time in ns, returned as data
+
+
+def test_wrong_format_is_refused(trained):
+    with pytest.raises(ValueError, match="runs .*'onnx'.*not 'torch'"):
+        RUNNERS.get("onnxruntime")(trained["torch"].artifact)
+
+
+def test_every_runner_is_tested():
+    assert set(RUNNERS.names()) <= {"torch", "keras", "onnxruntime"}
+    for name in RUNNERS.names():
+        assert RUNNERS.get(name).available()[0]

@@ -1,0 +1,28 @@
+"""Real data: LeNet-5 trained on a slice of MNIST keeps its labels through ONNX."""
+
+import numpy as np
+import pytest
+
+from conftest import need_data
+from convbench.records import CellKey
+from convbench.study.cell import MeasureOptions, guarded, convert_and_compare, original_for
+from convbench.training import preset_config
+from convbench.training.run import dataset_for
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_lenet5_on_mnist_keeps_its_labels_through_onnx(framework):
+    need_data("mnist")
+    cfg = preset_config("smoke", framework, "lenet5", "mnist", epochs=2, n_train=6000,
+                        lr=0.05, batch_size=64)
+    original, info = original_for(cfg)
+    x, y, _ = dataset_for("lenet5", "mnist").arrays("test", n=2000)
+    key = CellKey(framework, "lenet5", "mnist", "onnx", "onnxruntime")
+    result = guarded(key, lambda r: convert_and_compare(
+        r, original, x, y, {}, MeasureOptions([1, 128], 1, 3, memory=False)))
+    assert result.status.value == "ok", result.message
+    m = result.metrics
+    assert m["accuracy_original"] > 0.85
+    assert m["label_flips"] == 0 and m["accuracy_converted"] == m["accuracy_original"]
+    assert m["abs_err_max"] < 1e-5 and m["mcnemar_p"] == 1.0
+    assert np.isfinite(m["latency_median_s_bs128_converted"])
