@@ -43,6 +43,7 @@ def _dataset(args, shape, layout):
 
 
 def assess(args) -> int:
+    from convbench.convert import resolve_target
     from convbench.models import to_layout
     from convbench.runtimes import default_runtime
     from convbench.store import Store
@@ -71,7 +72,8 @@ def assess(args) -> int:
             digest = hashlib.sha256(json.dumps([original.sha256, fmt, options, args.n,
                                                 args.dataset], sort_keys=True)
                                     .encode()).hexdigest()[:16]
-            key = CellKey(args.framework, path.name, args.dataset, fmt, default_runtime(fmt),
+            key = CellKey(args.framework, path.name, args.dataset, fmt,
+                          default_runtime(resolve_target(fmt)[0]),
                           0, digest)
             result = guarded(key, lambda r: convert_and_compare(r, original, x, y, options,
                                                                 measures))

@@ -16,6 +16,26 @@ from convbench.registry import Registry
 
 CONVERTERS: Registry[type["Converter"]] = Registry("converter")
 
+#: Conversion targets: name -> (format, default converter options).
+TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "onnx": ("onnx", {}),
+    "coreml": ("coreml", {"convert_to": "mlprogram", "precision": "fp16"}),
+    "coreml-fp32": ("coreml", {"convert_to": "mlprogram", "precision": "fp32"}),
+    "coreml-nn": ("coreml", {"convert_to": "neuralnetwork"}),
+}
+
+
+def resolve_target(name: str) -> tuple[str, dict[str, Any]]:
+    """(format, default options) of a conversion target."""
+    try:
+        fmt, defaults = TARGETS[name]
+    except KeyError:
+        from convbench.registry import suggest
+
+        raise ValueError(f"unknown target {name!r}.{suggest(name, list(TARGETS))} "
+                         f"Known: {', '.join(TARGETS)}") from None
+    return fmt, dict(defaults)
+
 
 @dataclass
 class Conversion:
@@ -46,6 +66,10 @@ class Converter:
 
     def __init__(self, **options: Any) -> None:
         self.options = options
+
+    def output_suffix(self) -> str:
+        """File (or package) suffix of the converted model under these options."""
+        return self.suffix
 
     def _convert(self, src: Artifact, out: Path) -> dict[str, Any]:
         """Write the converted model to `out`; return extra artifact meta."""
@@ -86,19 +110,21 @@ def find_converter(source: str, target: str) -> str:
 
 def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> Conversion:
     """Convert `src` to `target` under `out_dir`, reusing an earlier identical conversion."""
-    name = find_converter(src.format, target)
+    fmt, defaults = resolve_target(target)
+    options = {**defaults, **{k: v for k, v in options.items() if v is not None}}
+    name = find_converter(src.format, fmt)
     cls = CONVERTERS.get(name)
     conv = cls(**options)
     versions = _versions(cls.packages)
     key = hashlib.sha256(json.dumps([src.sha256, name, options, versions], sort_keys=True,
                                     default=str).encode()).hexdigest()[:16]
-    out = Path(out_dir) / f"{Path(src.path).stem}-{target}-{key}{cls.suffix}"
+    out = Path(out_dir) / f"{Path(src.path).stem}-{target}-{key}{conv.output_suffix()}"
     record = Path(str(out) + ".conversion.json")
     if out.exists() and record.exists():
         saved = json.loads(record.read_text())
         meta = saved.pop("meta")
         return Conversion(**{**saved, "category": Category.OK, "cached": True,
-                             "artifact": Artifact.from_path(target, out, **meta)})
+                             "artifact": Artifact.from_path(fmt, out, **meta)})
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -110,7 +136,7 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
                               seconds=time.perf_counter() - t0, versions=versions,
                               options=options, warnings=_unique(caught))
     seconds = time.perf_counter() - t0
-    result = Conversion(name, Category.OK, Artifact.from_path(target, out, **meta), "", seconds,
+    result = Conversion(name, Category.OK, Artifact.from_path(fmt, out, **meta), "", seconds,
                         _unique(caught), versions, options)
     saved = {k: v for k, v in asdict(result).items()
              if k not in ("artifact", "category", "cached")}

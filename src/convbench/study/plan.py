@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict
 
+from convbench.convert import resolve_target
 from convbench.models import ZOO
 from convbench.records import CellKey
 from convbench.runtimes import default_runtime
@@ -34,7 +35,8 @@ def plan(spec: StudySpec, data_dir: str | None = None) -> list[Cell]:
                     digest = hashlib.sha256(json.dumps(
                         [train.digest(), options, n_test, asdict(measures), spec.threads],
                         sort_keys=True).encode()).hexdigest()[:16]
-                    key = CellKey(framework, entry.model, dataset, fmt, default_runtime(fmt),
+                    key = CellKey(framework, entry.model, dataset, fmt,
+                                  default_runtime(resolve_target(fmt)[0]),
                                   run, digest)
                     cells.append(Cell(key, train, n_test, options, measures, spec.threads,
                                       data_dir))

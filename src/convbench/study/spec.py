@@ -45,6 +45,15 @@ class ModelEntry(_Strict):
         return v
 
 
+def _known_target(v: str) -> str:
+    from convbench.convert import TARGETS
+
+    if v not in TARGETS:
+        raise ValueError(f"unknown format {v!r}.{suggest(v, list(TARGETS))} "
+                         f"Known: {', '.join(TARGETS)}")
+    return v
+
+
 class TrainOverrides(_Strict):
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)
@@ -64,7 +73,7 @@ class StudySpec(_Strict):
     preset: Literal["smoke", "quick", "paper"] = "quick"
     frameworks: list[Literal["torch", "keras"]] = Field(default_factory=lambda: ["torch", "keras"])
     models: list[ModelEntry]
-    formats: list[Literal["onnx"]] = Field(default_factory=lambda: ["onnx"])
+    formats: list[str] = Field(default_factory=lambda: ["onnx"])
     runs: int | None = Field(None, ge=1)
     seed: int = 0
     n_test: int | Literal["all"] | None = None  # None: the preset's; "all": the whole split
@@ -72,6 +81,11 @@ class StudySpec(_Strict):
     convert: dict[str, dict[str, Any]] = Field(default_factory=dict)
     measures: MeasuresSpec = Field(default_factory=MeasuresSpec)
     threads: int | None = Field(None, ge=1)
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, v):
+        return [_known_target(f) for f in v]
 
 
 def _explain(err: ValidationError, model: type[BaseModel]) -> str:

@@ -1,0 +1,14 @@
+"""An interpreter for Core ML ML Programs (MIL), for Linux where Apple's runtime does not exist.
+
+`load_program(path)` reads an `.mlpackage` with coremltools' own milproto loader;
+`Interpreter(program)` compiles it once (constants materialised, every op resolved to its
+implementation in `mil.ops`, unknown ops reported before any input runs) and `run(inputs)`
+executes it. Execution is typed: each op's result is stored in the dtype the program declares
+(fp16 programs round to fp16 between ops); arithmetic inside an op is fp32 by default, or fp16
+with `arith="fp16"`.
+"""
+
+from convbench.mil.interpreter import Interpreter, MilError, UnsupportedOpError
+from convbench.mil.program import load_program, op_census
+
+__all__ = ["Interpreter", "MilError", "UnsupportedOpError", "load_program", "op_census"]

@@ -1,0 +1,186 @@
+"""Compiling a MIL program into steps and running them with typed storage."""
+
+from __future__ import annotations
+
+import inspect
+from collections import ChainMap
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from convbench.mil.dtypes import STORAGE, to_torch, type_name
+from convbench.mil.ops import OPS
+
+
+class MilError(RuntimeError):
+    """The program cannot be interpreted; the message names the op and where it is."""
+
+
+class UnsupportedOpError(MilError):
+    """The program uses ops this interpreter does not implement."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to a variable computed at run time."""
+
+    name: str
+
+
+@dataclass
+class Step:
+    op_type: str
+    name: str
+    fn: Any
+    args: dict[str, Any]
+    outputs: list[tuple[str, torch.dtype | None]]
+    blocks: list["Block"] = field(default_factory=list)
+    control: bool = False
+
+
+@dataclass
+class Block:
+    inputs: list[tuple[str, torch.dtype | None]]
+    steps: list[Step]
+    outputs: list[str]
+
+
+class Interpreter:
+    """Runs one function of a MIL program (default "main").
+
+    Args:
+        program: a coremltools MIL `Program` (from `load_program` or the MIL builder).
+        arith: "fp32" (default): fp16 values are widened before each op and its result is
+            rounded back to the declared type; "fp16": ops compute in their declared fp16.
+    """
+
+    def __init__(self, program, function: str = "main", arith: str = "fp32") -> None:
+        if arith not in ("fp32", "fp16"):
+            raise ValueError(f"arith must be 'fp32' or 'fp16', got {arith!r}")
+        self.arith = arith
+        func = program.functions[function]
+        self.input_names = list(func.inputs)
+        self.input_types = {n: STORAGE.get(type_name(v)) for n, v in func.inputs.items()}
+        self.consts: dict[str, Any] = {}
+        self.unknown: list[tuple[str, str, str]] = []
+        self.block = self._compile_block(func, function, list(func.inputs.values()))
+        if self.unknown:
+            lines = "\n".join(f"  {t} (op {n!r} in {where})" for t, n, where in self.unknown)
+            raise UnsupportedOpError(f"the program uses ops convbench's MIL interpreter does not "
+                                     f"implement:\n{lines}\n`convbench coreml ops MODEL` lists "
+                                     f"them all; see convbench/mil/ops to add one")
+
+    # -- compilation ---------------------------------------------------------------------
+    def _const(self, value, mil_type: str | None):
+        dtype = STORAGE.get(mil_type) if mil_type else None
+        if dtype is not None and dtype.is_floating_point and self.arith == "fp32":
+            dtype = torch.float32  # fp16 values are exact in fp32: widen once, here
+        return to_torch(value, dtype)
+
+    def _arg(self, var):
+        if isinstance(var, (list, tuple)):
+            return [self._arg(v) for v in var]
+        if var.name in self.consts:
+            return self.consts[var.name]
+        return Ref(var.name)
+
+    def _compile_block(self, block, where: str, inputs) -> Block:
+        steps = []
+        for op in block.operations:
+            if op.op_type == "const":
+                out = op.outputs[0]
+                self.consts[out.name] = self._const(out.val, type_name(out))
+                continue
+            impl = OPS.get(op.op_type) if op.op_type in OPS else None
+            if impl is None:
+                self.unknown.append((op.op_type, op.name, where))
+                continue
+            args = {k: self._arg(v) for k, v in op.inputs.items()}
+            for k, v in op.default_inputs().items():
+                if k not in args:
+                    args[k] = self._const(v, None) if v is not None else None
+            for k in op.input_spec.input_types:  # optional inputs with no default: absent
+                if not k.startswith("_"):  # "_cond", "_body": the builder's, not the program's
+                    args.setdefault(k, None)
+            self._check_signature(impl, op, args, where)
+            outputs = [(o.name, STORAGE.get(type_name(o))) for o in op.outputs]
+            blocks = [self._compile_block(b, f"{where}/{op.name}[{i}]", b.inputs)
+                      for i, b in enumerate(op.blocks)]
+            step = Step(op.op_type, op.name, impl.fn, args, outputs, blocks, impl.control)
+            if impl.constexpr:  # weights stored compressed: decompress once, at load
+                value = impl.fn(**{k: self._materialise(v) for k, v in args.items()})
+                self.consts[op.outputs[0].name] = self._const(value.numpy() if isinstance(
+                    value, torch.Tensor) else value, type_name(op.outputs[0]))
+                continue
+            steps.append(step)
+        ins = [(v.name, STORAGE.get(type_name(v))) for v in inputs]
+        return Block(ins, steps, [o.name for o in block.outputs])
+
+    def _materialise(self, v):
+        if isinstance(v, Ref):
+            raise MilError(f"a constexpr op reads the run-time variable {v.name!r}")
+        return v
+
+    @staticmethod
+    def _check_signature(impl, op, args, where) -> None:
+        params = inspect.signature(impl.fn).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return
+        extra = [k for k, v in args.items() if k not in params and v is not None]
+        if extra:
+            raise UnsupportedOpError(f"op {op.op_type} {op.name!r} in {where}: input(s) "
+                                     f"{extra} are not implemented by convbench's interpreter")
+
+    # -- execution -----------------------------------------------------------------------
+    def _resolve(self, v, env):
+        if isinstance(v, Ref):
+            t = env[v.name]
+            if self.arith == "fp32" and isinstance(t, torch.Tensor) and t.dtype == torch.float16:
+                return t.float()
+            return t
+        if isinstance(v, list):
+            return [self._resolve(x, env) for x in v]
+        return v
+
+    @staticmethod
+    def _store(value, dtype):
+        if dtype is None:
+            return value
+        if not isinstance(value, torch.Tensor):
+            return torch.as_tensor(value, dtype=dtype)
+        return value if value.dtype == dtype else value.to(dtype)
+
+    def run_block(self, block: Block, env) -> list:
+        for step in block.steps:
+            args = {k: self._resolve(v, env) for k, v in step.args.items()}
+            try:
+                out = step.fn(self, step, env, **args) if step.control else step.fn(**args)
+            except MilError:
+                raise
+            except Exception as e:
+                raise MilError(f"op {step.op_type} {step.name!r} failed: {type(e).__name__}: "
+                               f"{e}") from e
+            outs = out if isinstance(out, tuple) else (out,)
+            for (name, dtype), value in zip(step.outputs, outs):
+                env[name] = self._store(value, dtype)
+        return [self._resolve(Ref(n), env) if n not in self.consts else self.consts[n]
+                for n in block.outputs]
+
+    def run_scope(self, block: Block, env, values) -> list:
+        """Run a nested block (loop body, branch) with its inputs bound to `values`."""
+        scope = env.new_child({n: self._store(v, d) for (n, d), v in zip(block.inputs, values)})
+        return self.run_block(block, scope)
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run the function on numpy inputs (by name); return its outputs as numpy arrays."""
+        missing = set(self.input_names) - set(inputs)
+        if missing:
+            raise MilError(f"missing input(s) {sorted(missing)}; the program takes "
+                           f"{self.input_names}")
+        env = ChainMap({n: self._store(to_torch(inputs[n]), self.input_types[n])
+                        for n in self.input_names})
+        with torch.inference_mode():
+            outs = self.run_block(self.block, env)
+        return [o.numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in outs]

@@ -1,0 +1,48 @@
+"""Pooling: max_pool, avg_pool, l2_pool (iOS15 pool.py)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from convbench.mil.ops import op
+from convbench.mil.ops._util import flags, ints, spatial_pads, torch_pad_arg
+
+_MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+def _pads(x, kernel_sizes, strides, pad_type, pad):
+    k, s = ints(kernel_sizes), ints(strides)
+    pads = spatial_pads(pad_type, pad, list(x.shape[2:]), k, s, [1] * len(k))
+    return k, s, pads
+
+
+@op("max_pool")
+def max_pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode):
+    k, s, pads = _pads(x, kernel_sizes, strides, pad_type, pad)
+    x = F.pad(x, torch_pad_arg(pads), value=-math.inf) if any(sum(p) for p in pads) else x
+    return _MAX[len(k)](x, k, s, 0, 1, bool(flags([ceil_mode], 1)[0]))
+
+
+@op("avg_pool")
+def avg_pool(x, kernel_sizes, strides, pad_type, pad, exclude_padding_from_average, ceil_mode):
+    k, s, pads = _pads(x, kernel_sizes, strides, pad_type, pad)
+    ceil = bool(flags([ceil_mode], 1)[0])
+    padded = F.pad(x, torch_pad_arg(pads)) if any(sum(p) for p in pads) else x
+    sums = _AVG[len(k)](padded, k, s, 0, ceil, True, divisor_override=1)
+    if bool(flags([exclude_padding_from_average], 1)[0]):
+        ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype)
+        ones = F.pad(ones, torch_pad_arg(pads)) if any(sum(p) for p in pads) else ones
+        count = _AVG[len(k)](ones, k, s, 0, ceil, True, divisor_override=1)
+        return sums / count
+    return sums / math.prod(k)
+
+
+@op("l2_pool")
+def l2_pool(x, kernel_sizes, strides, pad_type, pad):
+    k, s, pads = _pads(x, kernel_sizes, strides, pad_type, pad)
+    sq = F.pad(x * x, torch_pad_arg(pads)) if any(sum(p) for p in pads) else x * x
+    return torch.sqrt(_AVG[len(k)](sq, k, s, 0, False, True, divisor_override=1))

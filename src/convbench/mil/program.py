@@ -1,0 +1,56 @@
+"""Loading an ML Program from disk, and listing the ops it uses."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+
+class ProgramLoadError(RuntimeError):
+    """The file is not a loadable ML Program; the message says what to do."""
+
+
+def load_spec(path: str | Path):
+    """The protobuf spec of a `.mlpackage` or `.mlmodel`."""
+    import coremltools as ct
+
+    try:
+        return ct.utils.load_spec(str(path))
+    except Exception as e:  # protobuf, zip and OS errors all mean "not a Core ML model"
+        raise ProgramLoadError(f"{path}: not a readable Core ML model ({type(e).__name__}: "
+                               f"{e}); convert it again with coremltools") from e
+
+
+def load_program(path: str | Path):
+    """The typed MIL program (with its weights) of an ML Program package."""
+    from coremltools.converters.mil.frontend.milproto.load import load
+
+    spec = load_spec(path)
+    kind = spec.WhichOneof("Type")
+    if kind != "mlProgram":
+        raise ProgramLoadError(f"{path}: a {kind} model, not an ML Program; the NeuralNetwork "
+                               f"format runs on convbench's layer interpreter (convbench.nn)")
+    weights = Path(path) / "Data" / "com.apple.CoreML" / "weights"
+    try:
+        return load(spec, spec.specificationVersion, str(weights))
+    except Exception as e:
+        raise ProgramLoadError(f"{path}: the ML Program does not load ({type(e).__name__}: "
+                               f"{e}); its weights may be missing or truncated") from e
+
+
+def _walk(block, path: str):
+    for op in block.operations:
+        yield op, path
+        for i, b in enumerate(op.blocks):
+            yield from _walk(b, f"{path}/{op.name}[{i}]")
+
+
+def iter_ops(program):
+    """(op, location) for every op of every function, nested blocks included."""
+    for fname, func in program.functions.items():
+        yield from _walk(func, fname)
+
+
+def op_census(program) -> Counter:
+    """How many times each op type occurs."""
+    return Counter(op.op_type for op, _ in iter_ops(program))
