@@ -41,6 +41,6 @@ def test_wrong_format_is_refused(trained):
 
 
 def test_every_runner_is_tested():
-    assert set(RUNNERS.names()) <= {"torch", "keras", "onnxruntime"}
+    assert set(RUNNERS.names()) <= {"torch", "keras", "onnxruntime", "coreml"}
     for name in RUNNERS.names():
         assert RUNNERS.get(name).available()[0]

@@ -42,6 +42,21 @@ def _dataset(args, shape, layout):
     return ds
 
 
+def _convert_options(args, fmt: str) -> dict:
+    """Converter options for one target format from the command line."""
+    common = {"factory": args.factory} if args.framework == "torch" else \
+        {"trust_model": args.trust_model}
+    if fmt == "onnx":
+        extra = {"opset": args.opset}
+        if args.framework == "torch":
+            extra["exporter"] = args.exporter
+    else:
+        extra = {"minimum_deployment_target": args.coreml_target}
+        if args.framework == "torch":
+            extra["source"] = args.coreml_source
+    return {**common, **{k: v for k, v in extra.items() if v is not None}}
+
+
 def assess(args) -> int:
     from convbench.convert import resolve_target
     from convbench.models import to_layout
@@ -61,22 +76,21 @@ def assess(args) -> int:
     original = Artifact.from_path(args.framework, path, **meta)
     measures = MeasureOptions(latency_batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
                               memory=not args.no_memory)
-    options = {"opset": args.opset}
-    if args.framework == "torch":
-        options.update(exporter=args.exporter, factory=args.factory)
-    else:
-        options.update(trust_model=args.trust_model)
+    from convbench.cli.study_cmds import coreml_options
+
+    runtime_options = {"coreml": coreml_options(args)}
     cells = []
     with Store(args.store) as store:
         for fmt in [f.strip() for f in args.to.split(",") if f.strip()]:
-            digest = hashlib.sha256(json.dumps([original.sha256, fmt, options, args.n,
-                                                args.dataset], sort_keys=True)
-                                    .encode()).hexdigest()[:16]
+            digest = hashlib.sha256(json.dumps(
+                [original.sha256, fmt, _convert_options(args, resolve_target(fmt)[0]), args.n,
+                 args.dataset, runtime_options], sort_keys=True).encode()).hexdigest()[:16]
             key = CellKey(args.framework, path.name, args.dataset, fmt,
                           default_runtime(resolve_target(fmt)[0]),
                           0, digest)
-            result = guarded(key, lambda r: convert_and_compare(r, original, x, y, options,
-                                                                measures))
+            options = _convert_options(args, resolve_target(fmt)[0])
+            result = guarded(key, lambda r: convert_and_compare(
+                r, original, x, y, options, measures, runtime_options=runtime_options))
             store.put(result, "assess")
             cells += store.cells({key.id})
     print(table(cells))

@@ -17,6 +17,14 @@ def _data_dir(p: argparse.ArgumentParser) -> None:
                    "user cache dir)")
 
 
+def _coreml_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--coreml-engine", choices=["native", "interpreter"],
+                   help="run Core ML models with Apple's runtime (macOS) or convbench's "
+                   "interpreter (default: native on macOS, interpreter elsewhere)")
+    p.add_argument("--coreml-arith", choices=["fp32", "fp16"], default="fp32",
+                   help="interpreter: arithmetic inside each op (storage follows the model)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="convbench", description="Convert a deep-learning model, "
                                  "run original and converted side by side, measure what changed.")
@@ -31,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common_store(p)
     _data_dir(p)
     p.add_argument("--force", action="store_true", help="rerun cells already in the store")
+    _coreml_runtime(p)
     p.set_defaults(handler="convbench.cli.study_cmds:run")
 
     p = sub.add_parser("assess", help="convert and measure your own model")
@@ -41,10 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="digits, mnist, cifar10, imdb")
     p.add_argument("--input-shape", help="one sample's shape, e.g. 1,28,28 (images resize "
                    "the digits dataset to it)")
-    p.add_argument("--to", default="onnx", help="target formats, comma-separated (onnx)")
+    p.add_argument("--to", default="onnx", help="targets, comma-separated: onnx, coreml "
+                   "(FP16 ML Program), coreml-fp32, coreml-nn (NeuralNetwork .mlmodel)")
     p.add_argument("--n", type=int, default=None, help="test subset size (default: all)")
     p.add_argument("--opset", type=int, default=None)
-    p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
+    p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
+                   help="PyTorch -> ONNX exporter")
+    p.add_argument("--coreml-source", choices=["trace", "export"], default="trace",
+                   help="PyTorch -> Core ML: traced TorchScript or torch.export")
+    p.add_argument("--coreml-target", help="minimum deployment target, e.g. iOS15, iOS17")
+    _coreml_runtime(p)
     p.add_argument("--batch-sizes", default="1,32,128", help="latency sweep")
     p.add_argument("--no-memory", action="store_true", help="skip the memory probes")
     p.add_argument("--trust-model", action="store_true",
@@ -52,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common_store(p)
     _data_dir(p)
     p.set_defaults(handler="convbench.cli.assess_cmd:assess")
+
+    p = sub.add_parser("coreml", help="inspect Core ML models")
+    csub = p.add_subparsers(dest="coreml_command", required=True, metavar="ACTION")
+    q = csub.add_parser("ops", help="list a model's ops (or layers) and whether convbench's "
+                        "interpreter supports each")
+    q.add_argument("model", help="an .mlpackage or .mlmodel")
+    q.set_defaults(handler="convbench.cli.coreml_cmd:ops")
 
     p = sub.add_parser("results", help="show stored results")
     _common_store(p)
@@ -88,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module, _, func = args.handler.partition(":")
     from convbench.data import DataError
+    from convbench.mil.errors import MilError
     from convbench.models.load import ModelLoadError
     from convbench.registry import UnknownNameError
     from convbench.store import StoreError
@@ -95,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return getattr(importlib.import_module(module), func)(args) or 0
-    except (DataError, ModelLoadError, StoreError, SpecError, UnknownNameError, ValueError) as e:
+    except (DataError, ModelLoadError, StoreError, SpecError, UnknownNameError, MilError,
+            ValueError) as e:
         print(f"convbench: error: {e}", file=sys.stderr)
         return 2

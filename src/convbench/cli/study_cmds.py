@@ -35,7 +35,23 @@ def demo(args) -> int:
 
 
 def run(args) -> int:
-    return _run(load_spec(args.spec), args.store, args.data_dir, args.force)
+    spec = load_spec(args.spec)
+    coreml = coreml_options(args)
+    if coreml:  # the command line wins over the spec
+        merged = {**spec.runtime_options, "coreml": {**spec.runtime_options.get("coreml", {}),
+                                                     **coreml}}
+        spec = spec.model_copy(update={"runtime_options": merged})
+    return _run(spec, args.store, args.data_dir, args.force)
+
+
+def coreml_options(args) -> dict:
+    """The Core ML runner options given on the command line."""
+    out = {}
+    if getattr(args, "coreml_engine", None):
+        out["engine"] = args.coreml_engine
+    if getattr(args, "coreml_arith", "fp32") != "fp32":
+        out["arith"] = args.coreml_arith
+    return out
 
 
 def results(args) -> int:

@@ -33,13 +33,14 @@ def _maxrss_bytes() -> int:
 
 
 def peak_rss(artifact: Artifact, runtime: str, x: np.ndarray, threads: int | None = None,
-             timeout: float = 600) -> dict[str, float]:
+             options: dict | None = None, timeout: float = 600) -> dict[str, float]:
     """`{peak_rss_bytes, import_rss_bytes, model_rss_bytes}` of `runtime` running `x`."""
     with tempfile.TemporaryDirectory() as tmp:
         spec, inp = Path(tmp) / "spec.json", Path(tmp) / "x.npy"
         np.save(inp, x)
         spec.write_text(json.dumps({"artifact": asdict(artifact), "runtime": runtime,
-                                    "threads": threads, "input": str(inp)}))
+                                    "threads": threads, "options": options or {},
+                                    "input": str(inp)}))
         proc = subprocess.run([sys.executable, "-m", "convbench.measures.memory", str(spec)],
                               capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
@@ -55,7 +56,7 @@ def _child(spec_path: str) -> None:
     import importlib
 
     cls = RUNNERS.get(spec["runtime"])
-    runner = cls(Artifact(**spec["artifact"]), threads=spec["threads"])
+    runner = cls(Artifact(**spec["artifact"]), threads=spec["threads"], **spec["options"])
     x = np.load(spec["input"])
     importlib.import_module(cls.module)  # the baseline includes the framework itself
     base = _maxrss_bytes()

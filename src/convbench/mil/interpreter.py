@@ -11,15 +11,8 @@ import numpy as np
 import torch
 
 from convbench.mil.dtypes import STORAGE, to_torch, type_name
+from convbench.mil.errors import MilError, UnsupportedOpError
 from convbench.mil.ops import OPS
-
-
-class MilError(RuntimeError):
-    """The program cannot be interpreted; the message names the op and where it is."""
-
-
-class UnsupportedOpError(MilError):
-    """The program uses ops this interpreter does not implement."""
 
 
 @dataclass(frozen=True)
@@ -165,8 +158,7 @@ class Interpreter:
             outs = out if isinstance(out, tuple) else (out,)
             for (name, dtype), value in zip(step.outputs, outs):
                 env[name] = self._store(value, dtype)
-        return [self._resolve(Ref(n), env) if n not in self.consts else self.consts[n]
-                for n in block.outputs]
+        return [self.consts[n] if n in self.consts else env[n] for n in block.outputs]
 
     def run_scope(self, block: Block, env, values) -> list:
         """Run a nested block (loop body, branch) with its inputs bound to `values`."""

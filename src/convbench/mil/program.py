@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-
-class ProgramLoadError(RuntimeError):
-    """The file is not a loadable ML Program; the message says what to do."""
+from convbench.mil.errors import ProgramLoadError
 
 
 def load_spec(path: str | Path):

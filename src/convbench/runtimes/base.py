@@ -13,7 +13,7 @@ from convbench.registry import Registry
 RUNNERS: Registry[type["Runner"]] = Registry("runtime")
 
 #: The runtime a format runs on when the study does not say.
-DEFAULT_RUNTIME = {"torch": "torch", "keras": "keras", "onnx": "onnxruntime"}
+DEFAULT_RUNTIME = {"torch": "torch", "keras": "keras", "onnx": "onnxruntime", "coreml": "coreml"}
 
 
 def default_runtime(fmt: str) -> str:
@@ -44,7 +44,8 @@ class Runner:
         self.options = options
 
     @classmethod
-    def available(cls) -> tuple[bool, str]:
+    def available(cls, **options: Any) -> tuple[bool, str]:
+        """Whether this runtime can run here with these options, and if not, why."""
         return True, ""
 
     def load(self) -> int:
@@ -89,7 +90,11 @@ def open_runner(artifact: Artifact, runtime: str | None = None, **options: Any) 
     """A runner for `artifact` (not yet loaded); the format's default runtime when not given."""
     name = runtime or default_runtime(artifact.format)
     cls = RUNNERS.get(name)
-    ok, why = cls.available()
+    ok, why = cls.available(**options)
     if not ok:
-        raise RuntimeError(f"runtime {name!r} is not available here: {why}")
+        raise RuntimeUnavailable(f"runtime {name!r} is not available here: {why}")
     return cls(artifact, **options)
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime cannot run on this machine (a cell is then skipped, not failed)."""

@@ -16,7 +16,8 @@ from convbench.data.base import cache_dir
 from convbench.measures import agreement, latency_sweep, peak_rss
 from convbench.models import to_layout
 from convbench.records import Artifact, Category, CellKey, CellResult, Status
-from convbench.runtimes import default_runtime, open_runner
+from convbench.mil.errors import UnsupportedOpError
+from convbench.runtimes import RuntimeUnavailable, default_runtime, open_runner
 from convbench.training import TrainConfig, train
 from convbench.training.run import dataset_for
 
@@ -38,14 +39,23 @@ class Cell:
     measures: MeasureOptions
     threads: int | None = None
     data_dir: str | None = None
+    runtime_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class CellFailure(Exception):
     """Ends a cell early with a category; the cell is stored as failed, the study goes on."""
 
+    status = Status.FAILED
+
     def __init__(self, category: Category, message: str) -> None:
         super().__init__(message)
         self.category = category
+
+
+class CellSkipped(CellFailure):
+    """The cell cannot run on this machine (say, Core ML's native runtime on Linux)."""
+
+    status = Status.SKIPPED
 
 
 def original_for(cfg: TrainConfig, data_dir=None) -> tuple[Artifact, dict]:
@@ -65,12 +75,17 @@ def original_for(cfg: TrainConfig, data_dir=None) -> tuple[Artifact, dict]:
 
 def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.ndarray,
             measures: MeasureOptions, threads: int | None = None,
-            converted_runtime: str | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+            converted_runtime: str | None = None,
+            runtime_options: dict[str, dict[str, Any]] | None = None,
+            ) -> tuple[dict[str, float], dict[str, Any]]:
     """Run original and converted on the same `x` (NCHW/text); return (metrics, info).
 
-    Raises `CellFailure` when the converted model cannot be loaded or run, or its outputs do
-    not have the original's shape.
+    `runtime_options` maps a runtime name to its runner options (engine, providers, ...).
+    Raises `CellSkipped` when the converted model's runtime cannot run here, `CellFailure`
+    when the converted model cannot be loaded or run, or its outputs do not have the
+    original's shape.
     """
+    runtime_options = runtime_options or {}
     converted = conversion.artifact
     metrics: dict[str, float] = {"convert_s": conversion.seconds,
                                  "size_bytes_original": original.size_bytes,
@@ -82,16 +97,21 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
     outputs = {}
     for role, art, runtime in (("original", original, None),
                                ("converted", converted, converted_runtime)):
+        name = runner_name(art, runtime)
+        options = runtime_options.get(name, {})
         try:
-            runner = open_runner(art, runtime, threads=threads)
+            runner = open_runner(art, name, threads=threads, **options)
             metrics[f"load_s_{role}"] = runner.load() / 1e9
             outputs[role] = runner.infer_all(xs[role])
+        except RuntimeUnavailable as e:
+            raise CellSkipped(Category.UNAVAILABLE, str(e)) from e
         except Exception as e:
             if role == "original":
                 raise
-            raise CellFailure(Category.RUNTIME_ERROR,
-                              f"converted model fails in {runner_name(art, runtime)}: "
-                              f"{type(e).__name__}: {e}") from e
+            category = (Category.UNSUPPORTED_OPERATOR if isinstance(e, UnsupportedOpError)
+                        else Category.RUNTIME_ERROR)
+            raise CellFailure(category, f"converted model fails in {name}: "
+                                        f"{type(e).__name__}: {e}") from e
         metrics.update({f"{k}_{role}": v for k, v in latency_sweep(
             runner, xs[role], measures.latency_batch_sizes, measures.latency_warmup,
             measures.latency_repeats).items()})
@@ -99,7 +119,7 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
         runner.close()
         if measures.memory:
             mem = peak_rss(art, runner.name, xs[role][:max(measures.latency_batch_sizes)],
-                           threads)
+                           threads, options)
             metrics.update({f"{k}_{role}": v for k, v in mem.items()})
     if outputs["original"].shape != outputs["converted"].shape:
         raise CellFailure(Category.RUNTIME_MISMATCH,
@@ -115,7 +135,8 @@ def runner_name(art: Artifact, runtime: str | None) -> str:
 
 def convert_and_compare(result: CellResult, original: Artifact, x: np.ndarray, y: np.ndarray,
                         convert_options: dict[str, Any], measures: MeasureOptions,
-                        threads: int | None = None) -> None:
+                        threads: int | None = None,
+                        runtime_options: dict[str, dict[str, Any]] | None = None) -> None:
     """Convert `original` to the cell's format and fill `result` with what changed.
 
     Raises `CellFailure` for a failed conversion or a converted model that does not run.
@@ -126,7 +147,8 @@ def convert_and_compare(result: CellResult, original: Artifact, x: np.ndarray, y
     if not conv.ok:
         raise CellFailure(conv.category, conv.message)
     result.artifacts["converted"] = conv.artifact
-    metrics, info = compare(original, conv, x, y, measures, threads, result.key.runtime)
+    metrics, info = compare(original, conv, x, y, measures, threads, result.key.runtime,
+                            runtime_options)
     result.metrics.update(metrics)
     result.info.update(info)
 
@@ -137,7 +159,7 @@ def guarded(key: CellKey, body: Callable[[CellResult], None]) -> CellResult:
     try:
         body(result)
     except CellFailure as f:
-        result.status, result.category, result.message = Status.FAILED, f.category, str(f)
+        result.status, result.category, result.message = f.status, f.category, str(f)
     except Exception as e:  # a bug or an unforeseen failure: recorded, the study goes on
         result.status, result.category = Status.FAILED, Category.INTERNAL_ERROR
         result.message = f"{type(e).__name__}: {e}"
@@ -162,6 +184,6 @@ def run_cell(cell: Cell) -> CellResult:
         if "seconds" in train_info:
             result.metrics["train_s"] = train_info["seconds"]
         convert_and_compare(result, original, x, y, cell.convert_options, cell.measures,
-                            cell.threads)
+                            cell.threads, cell.runtime_options)
 
     return guarded(cell.key, body)

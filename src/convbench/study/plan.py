@@ -32,12 +32,12 @@ def plan(spec: StudySpec, data_dir: str | None = None) -> list[Cell]:
                         **train.model_options, **entry.options}})
                 for fmt in spec.formats:
                     options = spec.convert.get(fmt, {})
+                    runtime = default_runtime(resolve_target(fmt)[0])
+                    runtime_options = spec.runtime_options.get(runtime, {})
                     digest = hashlib.sha256(json.dumps(
-                        [train.digest(), options, n_test, asdict(measures), spec.threads],
-                        sort_keys=True).encode()).hexdigest()[:16]
-                    key = CellKey(framework, entry.model, dataset, fmt,
-                                  default_runtime(resolve_target(fmt)[0]),
-                                  run, digest)
+                        [train.digest(), options, n_test, asdict(measures), spec.threads,
+                         runtime_options], sort_keys=True).encode()).hexdigest()[:16]
+                    key = CellKey(framework, entry.model, dataset, fmt, runtime, run, digest)
                     cells.append(Cell(key, train, n_test, options, measures, spec.threads,
-                                      data_dir))
+                                      data_dir, spec.runtime_options))
     return cells

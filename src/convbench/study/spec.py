@@ -81,11 +81,24 @@ class StudySpec(_Strict):
     convert: dict[str, dict[str, Any]] = Field(default_factory=dict)
     measures: MeasuresSpec = Field(default_factory=MeasuresSpec)
     threads: int | None = Field(None, ge=1)
+    # options of each runtime, e.g. {coreml: {engine: interpreter}, onnxruntime: {providers: [..]}}
+    runtime_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("formats")
     @classmethod
     def _known_formats(cls, v):
         return [_known_target(f) for f in v]
+
+    @field_validator("runtime_options")
+    @classmethod
+    def _known_runtimes(cls, v):
+        from convbench.runtimes import RUNNERS
+
+        for name in v:
+            if name not in RUNNERS:
+                raise ValueError(f"unknown runtime {name!r}.{suggest(name, RUNNERS.names())} "
+                                 f"Known: {', '.join(RUNNERS.names())}")
+        return v
 
 
 def _explain(err: ValidationError, model: type[BaseModel]) -> str:

@@ -35,6 +35,15 @@ def op(*names: str, control: bool = False, constexpr: bool = False):
 
 
 # Families register on import.
-from convbench.mil.ops import (  # noqa: E402,F401
-    activation, constexpr, control, conv, elementwise, image, linear, norm, pool, recurrent,
-    reduce, shape)
+_FAMILIES = ("activation", "constexpr", "control", "conv", "elementwise", "image", "linear",
+             "norm", "pool", "recurrent", "reduce", "shape")
+
+
+def _load_families() -> None:
+    import importlib
+
+    for family in _FAMILIES:
+        importlib.import_module(f"convbench.mil.ops.{family}")
+
+
+_load_families()

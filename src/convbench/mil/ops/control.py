@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from convbench.mil.ops import op
 
 
@@ -10,7 +12,7 @@ def while_loop(interp, step, env, loop_vars):
     """Run the body while the condition block holds; the outputs are the final loop vars."""
     cond, body = step.blocks
     values = list(loop_vars)
-    while bool(interp.run_scope(cond, env, values)[0].reshape(-1)[0]):
+    while bool(torch.as_tensor(interp.run_scope(cond, env, values)[0]).reshape(-1)[0]):
         values = interp.run_scope(body, env, values)
     return tuple(values)
 

@@ -42,7 +42,8 @@ def avg_pool(x, kernel_sizes, strides, pad_type, pad, exclude_padding_from_avera
 
 
 @op("l2_pool")
-def l2_pool(x, kernel_sizes, strides, pad_type, pad):
+def l2_pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode):
     k, s, pads = _pads(x, kernel_sizes, strides, pad_type, pad)
     sq = F.pad(x * x, torch_pad_arg(pads)) if any(sum(p) for p in pads) else x * x
-    return torch.sqrt(_AVG[len(k)](sq, k, s, 0, False, True, divisor_override=1))
+    ceil = bool(flags([ceil_mode], 1)[0])
+    return torch.sqrt(_AVG[len(k)](sq, k, s, 0, ceil, True, divisor_override=1))

@@ -38,10 +38,10 @@ for _name, _fn in _REDUCE.items():
 
 
 @op("reduce_argmax")
-def reduce_argmax(x, axis, keep_dims):
+def reduce_argmax(x, axis, keep_dims, output_dtype=None):  # the dtype is the output's declared
     return torch.argmax(x, dim=_dims(x, axis)[0], keepdim=bool(scalar(keep_dims)))
 
 
 @op("reduce_argmin")
-def reduce_argmin(x, axis, keep_dims):
+def reduce_argmin(x, axis, keep_dims, output_dtype=None):
     return torch.argmin(x, dim=_dims(x, axis)[0], keepdim=bool(scalar(keep_dims)))

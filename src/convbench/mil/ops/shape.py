@@ -127,13 +127,13 @@ def gather(x, indices, axis, batch_dims=None, validate_indices=None):
 
 
 @op("gather_along_axis")
-def gather_along_axis(x, indices, axis):
+def gather_along_axis(x, indices, axis, validate_indices=None):
     a = _axis(axis, x.dim())
     return torch.gather(x, a, _index(indices, x.shape[a]))
 
 
 @op("gather_nd")
-def gather_nd(x, indices, batch_dims=None):
+def gather_nd(x, indices, batch_dims=None, validate_indices=None):
     if batch_dims is not None and int(scalar(batch_dims)) != 0:
         raise NotImplementedError("gather_nd with batch_dims > 0")
     idx = indices.long()
@@ -245,7 +245,7 @@ def cumsum(x, axis, exclusive, reverse):
 
 
 @op("topk")
-def topk(x, k, axis, ascending, sort=None, return_indices=None):
+def topk(x, k, axis, ascending, sort=None, return_indices=None, output_indices_dtype=None):
     a = _axis(axis, x.dim())
     kk = int(scalar(k))
     kk = x.shape[a] if kk == -1 else kk

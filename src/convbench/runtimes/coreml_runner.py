@@ -1,0 +1,88 @@
+"""Core ML: Apple's runtime (`MLModel.predict`, macOS only) or convbench's interpreters.
+
+Engines: "native" runs `MLModel.predict` with the chosen compute units; "interpreter" runs ML
+Programs on convbench's MIL interpreter and NeuralNetwork `.mlmodel` files on its layer
+interpreter, on any OS. The default is native on macOS and the interpreter elsewhere.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from convbench.runtimes.base import Runner
+
+ENGINES = ("native", "interpreter")
+COMPUTE_UNITS = ("CPU_ONLY", "CPU_AND_GPU", "ALL", "CPU_AND_NE")
+
+
+def default_engine() -> str:
+    return "native" if sys.platform == "darwin" else "interpreter"
+
+
+class CoremlRunner(Runner):
+    """Options: `engine`, `compute_units` (native; default CPU_ONLY), `arith` ("fp32" or
+    "fp16": the arithmetic inside each op of the interpreter)."""
+
+    name, formats = "coreml", ("coreml",)
+    module = "coremltools"
+
+    @classmethod
+    def available(cls, engine: str | None = None, **options) -> tuple[bool, str]:
+        engine = engine or default_engine()
+        if engine not in ENGINES:
+            return False, f"unknown Core ML engine {engine!r}; use one of {ENGINES}"
+        if engine == "native" and sys.platform != "darwin":
+            return False, ("Core ML prediction needs macOS; on Linux use "
+                           "--coreml-engine=interpreter")
+        return True, ""
+
+    @property
+    def engine(self) -> str:
+        return self.options.get("engine") or default_engine()
+
+    def _load(self):
+        if self.engine == "native":
+            self._load_native()
+        else:
+            self._load_interpreter()
+
+    def _load_native(self):
+        import coremltools as ct
+
+        units = self.options.get("compute_units", "CPU_ONLY")
+        self.model = ct.models.MLModel(self.artifact.path,
+                                       compute_units=getattr(ct.ComputeUnit, units))
+        desc = self.model.get_spec().description
+        self._input, self._output = desc.input[0].name, desc.output[0].name
+        self._predict = lambda x: self.model.predict({self._input: x})[self._output]
+
+    def _load_interpreter(self):
+        from convbench.mil.program import load_spec
+
+        spec = load_spec(self.artifact.path)
+        self._input = spec.description.input[0].name
+        if spec.WhichOneof("Type") == "mlProgram":
+            from convbench.mil import Interpreter, load_program
+
+            interp = Interpreter(load_program(self.artifact.path),
+                                 arith=self.options.get("arith", "fp32"))
+            self._predict = lambda x: interp.run({self._input: x})[0]
+        else:
+            from convbench.nn import NeuralNetworkInterpreter
+
+            interp = NeuralNetworkInterpreter(spec, arith=self.options.get("arith", "fp32"))
+            self._predict = lambda x: interp.run({self._input: x})[0]
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype == np.int64:
+            x = x.astype(np.int32)  # Core ML takes int32 token ids
+        return np.asarray(self._predict(x), dtype=np.float32)
+
+    def describe(self):
+        out = {**super().describe(), "engine": self.engine,
+               "arith": self.options.get("arith", "fp32")}
+        if self.engine == "native":
+            out["compute_units"] = self.options.get("compute_units", "CPU_ONLY")
+        return out

@@ -1,0 +1,272 @@
+"""Ops that take lists or blocks, recurrent ops, compressed weights, typed execution."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from milcheck import inferred, run
+
+rng = np.random.default_rng(2)
+X = rng.standard_normal((2, 3, 4)).astype(np.float32)
+
+
+def _mb():
+    from coremltools.converters.mil import Builder as mb
+
+    return mb
+
+
+def _run_prog(prog, inputs, arith="fp32"):
+    from convbench.mil import Interpreter
+
+    return Interpreter(prog, arith=arith).run(inputs)
+
+
+def test_concat_stack_interleave():
+    mb = _mb()
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=X.shape), mb.TensorSpec(shape=X.shape)])
+    def prog(a, b):
+        return (mb.concat(values=[a, b], axis=1), mb.concat(values=[a, b], axis=2,
+                                                            interleave=True),
+                mb.stack(values=[a, b], axis=-1))
+
+    got = _run_prog(prog, {"a": X, "b": 2 * X})
+    np.testing.assert_array_equal(got[0], np.concatenate([X, 2 * X], axis=1))
+    np.testing.assert_array_equal(got[1], np.stack([X, 2 * X], axis=3).reshape(2, 3, 8))
+    np.testing.assert_array_equal(got[2], np.stack([X, 2 * X], axis=-1))
+
+
+def test_einsum():
+    a = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    b = rng.standard_normal((2, 5, 4, 6)).astype(np.float32)
+    mb = _mb()
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=a.shape), mb.TensorSpec(shape=b.shape)])
+    def prog(a, b):
+        return mb.einsum(values=(a, b), equation="nchw,nwhu->nchu")
+
+    np.testing.assert_allclose(_run_prog(prog, {"a": a, "b": b})[0],
+                               np.einsum("nchw,nwhu->nchu", a, b), rtol=1e-5, atol=1e-5)
+
+
+def test_shape_fill_range_from_runtime_values():
+    mb = _mb()
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=X.shape)])
+    def prog(x):
+        s = mb.shape(x=x)
+        return mb.fill(shape=s, value=2.5), mb.range_1d(start=1, end=9, step=3), s
+
+    filled, r, s = _run_prog(prog, {"x": X})
+    np.testing.assert_array_equal(filled, np.full(X.shape, 2.5, np.float32))
+    np.testing.assert_array_equal(r, [1, 4, 7])
+    assert s.dtype == np.int32 and s.tolist() == [2, 3, 4]
+
+
+def test_scatter_gather_nd_one_hot_non_zero():
+    idx = np.array([2, 0], np.int32)
+    upd = rng.standard_normal((2, 2, 4)).astype(np.float32)
+    combine = {"update": lambda a, u: u, "add": np.add, "sub": np.subtract, "mul": np.multiply,
+               "div": np.divide, "max": np.maximum, "min": np.minimum}
+    for mode, fn in combine.items():
+        want = X.copy()
+        for j, i in enumerate(idx):
+            want[:, i] = fn(want[:, i], upd[:, j])
+        got = run("scatter", {"data": X, "updates": upd}, {"indices": idx, "axis": 1,
+                                                            "mode": mode})[0]
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=mode)
+    along = np.array([[[1, 0, 2, 1]]] * 2, np.int32)
+    up2 = rng.standard_normal((2, 1, 4)).astype(np.float32)
+    want = inferred("scatter_along_axis", {"data": X, "indices": along, "updates": up2,
+                                           "axis": 1, "mode": "update"})[0]
+    got = run("scatter_along_axis", {"data": X, "updates": up2},
+              {"indices": along, "axis": 1, "mode": "update"})[0]
+    np.testing.assert_allclose(got, want)
+    nd = np.array([[1, 2], [0, 0]], np.int32)
+    np.testing.assert_array_equal(run("gather_nd", {"x": X}, {"indices": nd})[0],
+                                  X[[1, 0], [2, 0]])
+    ids = np.array([0, 3, 1], np.int32)
+    np.testing.assert_array_equal(run("one_hot", {"indices": ids}, {"one_hot_vector_size": 4})[0],
+                                  np.eye(4, dtype=np.float32)[ids])
+    np.testing.assert_array_equal(run("non_zero", {"x": X > 0.5})[0], np.argwhere(X > 0.5))
+
+
+def test_lstm_matches_torch():
+    """MIL lstm (gates i, f, o, z; one bias) against torch.nn.LSTM (gates i, f, g, o)."""
+    seq, batch, inp, hid = 5, 2, 3, 4
+    ref = torch.nn.LSTM(inp, hid)
+    w_ih, w_hh = ref.weight_ih_l0.detach().numpy(), ref.weight_hh_l0.detach().numpy()
+    bias = (ref.bias_ih_l0 + ref.bias_hh_l0).detach().numpy()
+
+    def ifoz(w):  # torch i, f, g, o -> MIL i, f, o, z
+        i, f, g, o = np.split(w, 4)
+        return np.concatenate([i, f, o, g])
+
+    x = rng.standard_normal((seq, batch, inp)).astype(np.float32)
+    h0 = rng.standard_normal((batch, hid)).astype(np.float32)
+    c0 = rng.standard_normal((batch, hid)).astype(np.float32)
+    out, h, c = run("lstm", {"x": x, "initial_h": h0, "initial_c": c0},
+                    {"weight_ih": ifoz(w_ih), "weight_hh": ifoz(w_hh), "bias": ifoz(bias),
+                     "output_sequence": True}, opset=None)
+    with torch.no_grad():
+        want, (wh, wc) = ref(torch.from_numpy(x), (torch.from_numpy(h0)[None],
+                                                     torch.from_numpy(c0)[None]))
+    np.testing.assert_allclose(out, want.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h, wh[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c, wc[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_gru_and_rnn_follow_their_documented_equations():
+    seq, batch, inp, hid = 4, 2, 3, 5
+    x = rng.standard_normal((seq, batch, inp)).astype(np.float32)
+    h0 = rng.standard_normal((batch, hid)).astype(np.float32)
+    w_ih = rng.standard_normal((3 * hid, inp)).astype(np.float32) * 0.5
+    w_hh = rng.standard_normal((3 * hid, hid)).astype(np.float32) * 0.5
+    b = rng.standard_normal(3 * hid).astype(np.float32)
+    out, h = run("gru", {"x": x, "initial_h": h0}, {"weight_ih": w_ih, "weight_hh": w_hh,
+                                                     "bias": b, "output_sequence": True})
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    ht, outs = h0, []
+    for t in range(seq):  # r, o, z blocks; r scales W_ho h
+        xr, xo, xz = np.split(x[t] @ w_ih.T + b, 3, axis=-1)
+        hr, ho, hz = np.split(ht @ w_hh.T, 3, axis=-1)
+        r, z = sig(xr + hr), sig(xz + hz)
+        ht = (1 - z) * np.tanh(xo + r * ho) + z * ht
+        outs.append(ht)
+    np.testing.assert_allclose(out, np.stack(outs), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h, ht, rtol=1e-5, atol=1e-5)
+    w1 = rng.standard_normal((hid, inp)).astype(np.float32)
+    w2 = rng.standard_normal((hid, hid)).astype(np.float32) * 0.3
+    out, h = run("rnn", {"x": x, "initial_h": h0}, {"weight_ih": w1, "weight_hh": w2,
+                                                     "direction": "reverse"})
+    ht = h0
+    for t in reversed(range(seq)):
+        ht = np.tanh(x[t] @ w1.T + ht @ w2.T)
+    np.testing.assert_allclose(h, ht, rtol=1e-5, atol=1e-5)
+    assert out.shape == (1, batch, hid)
+
+
+def test_while_loop_and_cond():
+    mb = _mb()
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(3,))])
+    def prog(x):
+        def cond(i, acc):
+            return mb.less(x=i, y=5)
+
+        def body(i, acc):
+            return mb.add(x=i, y=1), mb.mul(x=acc, y=2.0)
+
+        i, acc = mb.while_loop(_cond=cond, _body=body, loop_vars=(0, x))
+        pred = mb.greater(x=mb.reduce_sum(x=acc), y=0.0)
+        branch = mb.cond(pred=pred, _true_fn=lambda: mb.add(x=acc, y=1.0),
+                         _false_fn=lambda: mb.sub(x=acc, y=1.0))
+        return i, acc, branch
+
+    x = np.array([1.0, -2.0, 0.5], np.float32)
+    i, acc, branch = _run_prog(prog, {"x": x})
+    assert i.reshape(-1).tolist() == [5]
+    np.testing.assert_array_equal(acc, x * 32)
+    np.testing.assert_array_equal(branch, x * 32 - 1)  # sum is negative: the false branch
+
+
+def test_compressed_weights_decompress_like_coremltools():
+    import coremltools as ct
+
+    ios16, ios18 = ct.target.iOS16, ct.target.iOS18
+    q = rng.integers(0, 255, (4, 3)).astype(np.uint8)
+    cases = [
+        ("constexpr_affine_dequantize", ios16, {"quantized_data": q,
+                                                "zero_point": np.uint8(7),
+                                                "scale": np.float32(0.25), "axis": 0}),
+        ("constexpr_affine_dequantize", ios16, {"quantized_data": q,
+                                                "zero_point": np.arange(4).astype(np.uint8),
+                                                "scale": np.linspace(.1, .4, 4).astype(
+                                                    np.float32), "axis": 0}),
+        ("constexpr_lut_to_dense", ios16, {"lut": np.linspace(-1, 1, 4).astype(np.float32),
+                                           "indices": rng.integers(0, 255, 3).astype(
+                                               np.uint8), "shape": np.array([3, 4], np.uint32)}),
+        ("constexpr_sparse_to_dense", ios16, {"nonzero_data": np.arange(1, 6).astype(
+            np.float32), "mask": np.array([0b10110101], np.uint8),
+            "shape": np.array([2, 4], np.uint32)}),
+        ("constexpr_cast", ios16, {"source_val": X.astype(np.float16), "output_dtype": "fp32"}),
+        ("constexpr_blockwise_shift_scale", ios18, {
+            "data": rng.integers(-8, 7, (4, 6)).astype(np.int8),
+            "scale": rng.random((2, 3)).astype(np.float32),
+            "offset": rng.integers(-2, 2, (2, 3)).astype(np.int8)}),
+    ]
+    for op, opset, values in cases:
+        want = inferred(op, values, opset)[0]
+        got = _constexpr_through_interpreter(op, values, opset)
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=op)
+
+
+def _constexpr_through_interpreter(op, values, opset):
+    mb = _mb()
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1,))], opset_version=opset)
+    def prog(d):
+        return mb.identity(x=getattr(mb, op)(**values)), d
+
+    return _run_prog(prog, {"d": np.zeros(1, np.float32)})[0]
+
+
+def test_fp16_programs_round_between_ops():
+    mb = _mb()
+    from coremltools.converters.mil.mil import types
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(4,), dtype=types.fp16)])
+    def prog(x):
+        y = mb.add(x=x, y=np.float16(1e-4))
+        return mb.sub(x=y, y=x)
+
+    x = np.array([1.0, 2.0, 1000.0, 0.0], np.float16)
+    got = _run_prog(prog, {"x": x})[0]
+    assert got.dtype == np.float16
+    # 1 + 1e-4 rounds to 1 in fp16; 0 + 1e-4 survives: the intermediate was stored in fp16
+    np.testing.assert_array_equal(got, (((x + np.float16(1e-4)).astype(np.float16)) - x))
+    assert got[0] == 0 and got[3] == np.float16(1e-4)
+
+
+def test_fp16_arithmetic_mode_differs_from_fp32_arithmetic():
+    mb = _mb()
+    from coremltools.converters.mil.mil import types
+
+    x = (rng.random(4096) * 0.01 + 1).astype(np.float16)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=x.shape, dtype=types.fp16)])
+    def prog(x):
+        return mb.reduce_sum(x=x, axes=[0])
+
+    wide = _run_prog(prog, {"x": x}, arith="fp32")[0]
+    narrow = _run_prog(prog, {"x": x}, arith="fp16")[0]
+    exact = x.astype(np.float64).sum()
+    assert wide == np.float16(np.float32(x.astype(np.float32).sum()))
+    assert abs(float(wide) - exact) <= abs(float(narrow) - exact)
+
+
+def test_unknown_op_is_reported_before_any_input_runs(monkeypatch):
+    from convbench.mil import Interpreter, UnsupportedOpError
+    from convbench.mil.ops import OPS
+
+    mb = _mb()
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2,))])
+    def prog(x):
+        return mb.erf(x=mb.relu(x=x))
+
+    monkeypatch.delitem(OPS._entries, "erf")
+    with pytest.raises(UnsupportedOpError, match=r"erf \(op 'erf_\d+' in main\)"):
+        Interpreter(prog)
+
+
+def test_every_registered_op_is_tested():
+    from convbench.mil.ops import OPS
+
+    text = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    untested = [name for name in OPS.names()
+                if f'"{name}"' not in text and f"mb.{name}(" not in text]
+    assert not untested, f"ops without a conformance test: {untested}"
