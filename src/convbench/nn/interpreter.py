@@ -7,6 +7,7 @@ import torch
 
 from convbench.mil.errors import MilError, UnsupportedOpError
 from convbench.nn.layers import LAYERS
+from convbench.nn.layers.control import ControlSignal
 
 # Nested networks (loop and branch bodies) are walked for unknown layers too.
 NESTED = {"loop": ("conditionNetwork", "bodyNetwork"), "branch": ("ifBranch", "elseBranch")}
@@ -47,7 +48,7 @@ class NeuralNetworkInterpreter:
             xs = [env[name] for name in layer.input]
             try:
                 out = LAYERS.get(kind)(getattr(layer, kind), xs, self, env)
-            except MilError:
+            except (MilError, ControlSignal):
                 raise
             except Exception as e:
                 raise MilError(f"layer {kind} {layer.name!r} failed: {type(e).__name__}: "

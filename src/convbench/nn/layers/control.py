@@ -5,11 +5,15 @@ from __future__ import annotations
 from convbench.nn.layers import layer
 
 
-class _Break(Exception):
+class ControlSignal(Exception):
+    """Raised by loopBreak/loopContinue and caught by the enclosing loop, not an error."""
+
+
+class _Break(ControlSignal):
     pass
 
 
-class _Continue(Exception):
+class _Continue(ControlSignal):
     pass
 
 

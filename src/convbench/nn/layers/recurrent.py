@@ -30,6 +30,13 @@ def _state(xs, i, batch, hidden):
 
 
 def _activation(params):
+    """A recurrent layer's activation: hard sigmoid and scaled tanh take the fixed parameters
+    the specification gives recurrent layers (0.2, 0.5 and 1.7159, 2/3)."""
+    kind = params.WhichOneof("NonlinearityType")
+    if kind == "sigmoidHard":
+        return lambda v: torch.clamp(0.2 * v + 0.5, 0.0, 1.0)
+    if kind == "scaledTanh":
+        return lambda v: 1.7159 * torch.tanh(v * (2.0 / 3.0))
     return lambda v: apply_activation(params, v)
 
 
@@ -110,10 +117,11 @@ def simple_recurrent(p, xs, interp, env):
     W = weights(p.weightMatrix, (hidden, inp))
     R = weights(p.recursionMatrix, (hidden, hidden))
     b = weights(p.biasVector) if p.hasBiasVector else torch.zeros(hidden)
+    act = _activation(p.activation)
     h = _state(xs, 1, x.shape[1], hidden)
     outs = [None] * x.shape[0]
     for t in _order(x.shape[0], p.reverseInput):
-        h = apply_activation(p.activation, torch.clamp(x[t] @ W.T + h @ R.T + b, -CLIP, CLIP))
+        h = act(torch.clamp(x[t] @ W.T + h @ R.T + b, -CLIP, CLIP))
         outs[t] = h
     seq = torch.stack(outs) if p.sequenceOutput else h.unsqueeze(0)
     return [_shape_like(seq, xs[0]), _shape_like(h.unsqueeze(0), xs[0])]
