@@ -38,7 +38,8 @@ class CoremlFromKeras(Converter):
         model = load_keras(src.path, trust=self.options.get("trust_model", False))
         shape, dtype = src.meta["input_shape"], src.meta.get("input_dtype", "float32")
         ml_dtype = np.int32 if dtype.startswith("int") else np.float32
-        inputs = [ct.TensorType(name="input", dtype=ml_dtype,
+        name = model.inputs[0].name  # the graph's placeholder is named after the Input layer
+        inputs = [ct.TensorType(name=name, dtype=ml_dtype,
                                 shape=ct.Shape((ct.RangeDim(1, 1024, 2), *shape)))]
         mlmodel = ct.convert(model, source="tensorflow", inputs=inputs,
                              **convert_options(self.options))

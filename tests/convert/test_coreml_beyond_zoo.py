@@ -1,0 +1,99 @@
+"""Two image classifiers that are not in the zoo, through every Core ML target: Keras'
+MobileNetV2 (weights=None, briefly trained) and a DenseNet-style PyTorch model."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convbench.convert import convert
+from convbench.data import get_dataset
+from convbench.records import Artifact
+from convbench.runtimes import open_runner
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def digits32():
+    ds = get_dataset("digits", size=32, channels=3)
+    return ds.arrays("train"), ds.arrays("test")
+
+
+@pytest.fixture(scope="module")
+def mobilenet(tmp_path_factory, digits32):
+    import keras
+
+    (x, y, _), _ = digits32
+    keras.utils.set_random_seed(0)
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None,
+                                          classes=10)
+    base.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    xk = x.transpose(0, 2, 3, 1)
+    base.fit(xk, y, batch_size=64, epochs=6, verbose=0)
+    for layer in base.layers:  # recompute batch-norm statistics for the final weights
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    base(xk, training=True)
+    path = tmp_path_factory.mktemp("mnv2") / "mobilenetv2.keras"
+    base.save(path)
+    return Artifact.from_path("keras", path, layout="nhwc", input_shape=[32, 32, 3],
+                              input_dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def densenet(tmp_path_factory, digits32):
+    import torch
+
+    sys.path.insert(0, str(FIXTURES))
+    import user_models
+
+    (x, y, _), _ = digits32
+    torch.manual_seed(0)
+    model = user_models.densenet_block()
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(8):
+        for i in range(0, len(y), 64):
+            opt.zero_grad()
+            loss = torch.nn.functional.nll_loss(torch.log(model(xt[i:i + 64]) + 1e-9),
+                                                yt[i:i + 64])
+            loss.backward()
+            opt.step()
+    for m in model.modules():  # recompute batch-norm statistics for the final weights
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        for i in range(0, len(y), 64):
+            model(xt[i:i + 64])
+    path = tmp_path_factory.mktemp("dense") / "densenet.pt"
+    torch.save(model.state_dict(), path)
+    return Artifact.from_path("torch", path, layout="nchw", input_shape=[3, 32, 32],
+                              input_dtype="float32",
+                              factory=f"{FIXTURES / 'user_models.py'}:densenet_block")
+
+
+def _run(art, x):
+    with open_runner(art) as r:
+        return r.infer_all(x, 64)
+
+
+@pytest.mark.parametrize("which", ["mobilenet", "densenet"])
+@pytest.mark.parametrize("target", ["coreml", "coreml-fp32", "coreml-nn"])
+def test_classifiers_beyond_the_zoo(request, digits32, tmp_path, which, target):
+    src = request.getfixturevalue(which)
+    _, (x, y, _) = digits32
+    x = x.transpose(0, 2, 3, 1) if src.format == "keras" else x
+    options = {"factory": src.meta["factory"]} if src.format == "torch" else {}
+    conv = convert(src, target, tmp_path, **options)
+    assert conv.ok, conv.message
+    ref, got = _run(src, x), _run(conv.artifact, x)
+    assert (ref.argmax(1) == y).mean() > 0.5  # trained: labels carry information
+    rel = np.abs(got - ref).max() / np.abs(ref).max()
+    agree = (got.argmax(1) == ref.argmax(1)).mean()
+    if target == "coreml":
+        assert rel < 2e-2 and agree >= 0.99, (rel, agree)
+    else:
+        assert rel <= 1e-5 and agree == 1.0, (rel, agree)
