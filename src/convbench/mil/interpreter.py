@@ -32,6 +32,15 @@ class Step:
     blocks: list["Block"] = field(default_factory=list)
     control: bool = False
 
+    def __post_init__(self) -> None:
+        # split once, so that each run copies the constants and resolves only the variables
+        self.fixed = {k: v for k, v in self.args.items() if not _has_ref(v)}
+        self.refs = [(k, v) for k, v in self.args.items() if _has_ref(v)]
+
+
+def _has_ref(v) -> bool:
+    return isinstance(v, Ref) or (isinstance(v, list) and any(_has_ref(x) for x in v))
+
 
 @dataclass
 class Block:
@@ -139,15 +148,17 @@ class Interpreter:
 
     @staticmethod
     def _store(value, dtype):
-        if dtype is None:
+        if dtype is None or (isinstance(value, torch.Tensor) and value.dtype == dtype):
             return value
         if not isinstance(value, torch.Tensor):
             return torch.as_tensor(value, dtype=dtype)
-        return value if value.dtype == dtype else value.to(dtype)
+        return value.to(dtype)
 
     def run_block(self, block: Block, env) -> list:
         for step in block.steps:
-            args = {k: self._resolve(v, env) for k, v in step.args.items()}
+            args = step.fixed.copy()
+            for k, v in step.refs:
+                args[k] = self._resolve(v, env)
             try:
                 out = step.fn(self, step, env, **args) if step.control else step.fn(**args)
             except MilError:

@@ -24,7 +24,22 @@ def _pads(x, kernel_sizes, strides, pad_type, pad):
 def max_pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode):
     k, s, pads = _pads(x, kernel_sizes, strides, pad_type, pad)
     x = F.pad(x, torch_pad_arg(pads), value=-math.inf) if any(sum(p) for p in pads) else x
-    return _MAX[len(k)](x, k, s, 0, 1, bool(flags([ceil_mode], 1)[0]))
+    ceil = bool(flags([ceil_mode], 1)[0])
+    if len(k) == 2 and k[0] * k[1] <= 4 and not ceil:
+        return _max_of_shifts(x, k, s)
+    return _MAX[len(k)](x, k, s, 0, 1, ceil)
+
+
+def _max_of_shifts(x, k, s):
+    """Small 2-D windows as an elementwise maximum of strided views: the same values, several
+    times faster than torch's CPU max_pool2d for 2x2 windows."""
+    oh, ow = (x.shape[2] - k[0]) // s[0] + 1, (x.shape[3] - k[1]) // s[1] + 1
+    out = None
+    for i in range(k[0]):
+        for j in range(k[1]):
+            view = x[:, :, i:i + s[0] * (oh - 1) + 1:s[0], j:j + s[1] * (ow - 1) + 1:s[1]]
+            out = view if out is None else torch.maximum(out, view)
+    return out.contiguous()
 
 
 @op("avg_pool")
