@@ -47,9 +47,9 @@ def test_demo_yaml_is_what_the_demo_runs():
 def test_plan_expands_the_design():
     spec = load_spec(EXAMPLES / "paper.yaml")
     cells = plan(spec)
-    assert len(cells) == 5 * 2 * 1 * 10
+    assert len(cells) == 5 * 2 * 3 * 10
     assert len({c.key.id for c in cells}) == len(cells)
     lenet = [c for c in cells if c.key.model == "lenet5" and c.key.framework == "keras"]
     assert {c.train.seed for c in lenet} == set(range(10))
     assert all(c.train.epochs == 50 and c.n_test is None for c in cells)
-    assert {c.key.runtime for c in cells} == {"onnxruntime"}
+    assert {c.key.runtime for c in cells} == {"onnxruntime", "coreml"}

@@ -6,13 +6,14 @@ from convbench.cli.present import as_csv, as_json, table
 from convbench.store import Store
 from convbench.study import parse_spec, load_spec, plan, run_study
 
-#: The demo study (also in examples/demo.yaml): real digits, LeNet-5 in both frameworks -> ONNX.
+#: The demo study (also in examples/demo.yaml): real digits, LeNet-5 in both frameworks -> ONNX
+#: and Core ML.
 DEMO = {
     "name": "demo",
     "preset": "smoke",
     "frameworks": ["torch", "keras"],
     "models": [{"model": "lenet5", "dataset": "digits"}],
-    "formats": ["onnx"],
+    "formats": ["onnx", "coreml"],
     "runs": 1,
     "n_test": "all",
     "train": {"epochs": 15, "lr": 0.05, "batch_size": 32, "n_train": 2000},
