@@ -73,3 +73,11 @@ def test_memory_probe_failure_is_reported(trained, tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(RuntimeError, match="memory probe of onnxruntime failed"):
         peak_rss(Artifact.from_path("onnx", bad), "onnxruntime", np.zeros((1, 1, 28, 28)))
+
+
+def test_core_ml_probe_leaves_out_tensorflow(trained, digits_test, tmp_path):
+    x, _ = digits_test
+    coreml = convert(trained["torch"].artifact, "coreml-fp32", tmp_path).artifact
+    mem = peak_rss(coreml, "coreml", x[:8], options={"engine": "interpreter"})
+    # coremltools with TensorFlow imported takes about 850 MB; the runtime itself far less
+    assert 0 < mem["peak_rss_bytes"] < 600 * 2 ** 20

@@ -35,6 +35,8 @@ class Runner:
     formats: ClassVar[tuple[str, ...]]
     capabilities: ClassVar[frozenset[str]] = frozenset({"predict"})
     module: ClassVar[str]  # the framework module the runtime imports (for memory baselines)
+    # modules a library pulls in that this runtime never uses (kept out of its memory probe)
+    unneeded_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, artifact: Artifact, threads: int | None = None, **options: Any) -> None:
         if artifact.format not in self.formats:

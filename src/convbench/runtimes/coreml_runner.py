@@ -27,6 +27,7 @@ class CoremlRunner(Runner):
 
     name, formats = "coreml", ("coreml",)
     module = "coremltools"
+    unneeded_modules = ("tensorflow",)  # coremltools imports it for its Keras converter only
 
     @classmethod
     def available(cls, engine: str | None = None, **options) -> tuple[bool, str]:
