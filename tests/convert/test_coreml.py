@@ -106,9 +106,52 @@ def test_torch_export_route(originals, tmp_path):
     _check(src, conv, x, "coreml-fp32")
 
 
-def test_deployment_target_and_a_bad_option(originals, tmp_path):
+@pytest.mark.parametrize("target, spec_version", [("iOS16", 7), ("iOS17", 8), ("iOS18", 9)])
+def test_deployment_targets_run_on_the_interpreter(originals, tmp_path, target, spec_version):
+    src, x, _ = originals("torch", "lenet5", "digits")
+    conv = convert(src, "coreml-fp32", tmp_path, minimum_deployment_target=target)
+    assert conv.ok and conv.artifact.meta["spec_version"] == spec_version
+    _check(src, conv, x, "coreml-fp32")
+
+
+def test_a_bad_deployment_target(originals, tmp_path):
     src, _, _ = originals("torch", "lenet5", "digits")
-    conv = convert(src, "coreml", tmp_path, minimum_deployment_target="iOS17")
-    assert conv.ok and conv.artifact.meta["spec_version"] >= 8
     bad = convert(src, "coreml", tmp_path, minimum_deployment_target="iOS99")
     assert not bad.ok and "unknown deployment target 'iOS99'" in bad.message
+
+
+@pytest.mark.parametrize("target", ["iOS16", "iOS18"])
+@pytest.mark.parametrize("compress", ["quantize", "palettize"])
+def test_compressed_weights_run_like_their_decompressed_program(originals, tmp_path, target,
+                                                                compress):
+    """A compressed package (constexpr ops) computes what coremltools' own decompressed copy
+    of it computes: the interpreter decompresses exactly."""
+    import coremltools as ct
+    import coremltools.optimize.coreml as cto
+
+    from convbench.records import Artifact
+
+    src, x, _ = originals("torch", "lenet5", "digits")
+    conv = convert(src, "coreml-fp32", tmp_path, minimum_deployment_target=target)
+    model = ct.models.MLModel(conv.artifact.path, skip_model_load=True)
+    if compress == "quantize":
+        config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+            mode="linear_symmetric", weight_threshold=0))
+        small = cto.linear_quantize_weights(model, config)
+    else:
+        config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(
+            nbits=4, mode="kmeans", weight_threshold=0))
+        small = cto.palettize_weights(model, config)
+    full = cto.decompress_weights(small)
+    paths = {}
+    for name, m in (("small", small), ("full", full)):
+        paths[name] = tmp_path / f"{name}.mlpackage"
+        m.save(str(paths[name]))
+    from convbench.cli.coreml_cmd import census
+
+    _, ops, _ = census(str(paths["small"]))
+    assert any(op.startswith("constexpr_") for op in ops), ops
+    meta = conv.artifact.meta
+    got = _outputs(Artifact.from_path("coreml", paths["small"], **meta), x)
+    want = _outputs(Artifact.from_path("coreml", paths["full"], **meta), x)
+    np.testing.assert_array_equal(got, want)
