@@ -62,6 +62,7 @@ def assess(args) -> int:
     from convbench.models import to_layout
     from convbench.runtimes import default_runtime
     from convbench.store import Store
+    from convbench.study.attack_cell import attack_cell
     from convbench.study.cell import MeasureOptions, convert_and_compare, guarded
 
     path = Path(args.model)
@@ -76,21 +77,33 @@ def assess(args) -> int:
     original = Artifact.from_path(args.framework, path, **meta)
     measures = MeasureOptions(latency_batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
                               memory=not args.no_memory)
+    from convbench.attacks import make_attack
     from convbench.cli.study_cmds import coreml_options
 
     runtime_options = {"coreml": coreml_options(args)}
+    attacks = [{"name": a, **make_attack(a).params} for a in args.attack.split(",") if a]
     cells = []
     with Store(args.store) as store:
         for fmt in [f.strip() for f in args.to.split(",") if f.strip()]:
             digest = hashlib.sha256(json.dumps(
                 [original.sha256, fmt, _convert_options(args, resolve_target(fmt)[0]), args.n,
-                 args.dataset, runtime_options], sort_keys=True).encode()).hexdigest()[:16]
+                 args.dataset, runtime_options, attacks, args.attack_n],
+                sort_keys=True).encode()).hexdigest()[:16]
             key = CellKey(args.framework, path.name, args.dataset, fmt,
                           default_runtime(resolve_target(fmt)[0]),
                           0, digest)
             options = _convert_options(args, resolve_target(fmt)[0])
-            result = guarded(key, lambda r: convert_and_compare(
-                r, original, x, y, options, measures, runtime_options=runtime_options))
+
+            def body(r, options=options):
+                convert_and_compare(r, original, x, y, options, measures,
+                                    runtime_options=runtime_options)
+                if attacks:
+                    attack_cell(r, original, r.artifacts["converted"], x, y, attacks,
+                                args.attack_n, 0, ds.num_classes,
+                                getattr(ds, "vocabulary", lambda: None)(),
+                                runtime_options=runtime_options)
+
+            result = guarded(key, body)
             store.put(result, "assess")
             cells += store.cells({key.id})
     print(table(cells))

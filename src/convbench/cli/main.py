@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     _coreml_runtime(p)
     p.add_argument("--batch-sizes", default="1,32,128", help="latency sweep")
     p.add_argument("--no-memory", action="store_true", help="skip the memory probes")
+    p.add_argument("--attack", default="", help="RQ3 attacks, comma-separated: fgsm, pgd, "
+                   "boundary, hopskipjump (images), genetic (text)")
+    p.add_argument("--attack-n", type=int, default=1000,
+                   help="inputs both models classify correctly to attack (default 1000)")
     p.add_argument("--trust-model", action="store_true",
                    help="load Keras Lambda layers (runs the model's own code)")
     _common_store(p)

@@ -38,6 +38,19 @@ def _fmt(value: float | None, fmt: str) -> str:
     return fmt.format(value)
 
 
+def _rq3(metrics: dict[str, float]) -> str:
+    """Per attack: misclassification original -> converted (divergent labels)."""
+    parts = []
+    for key in sorted(metrics):
+        if key.endswith("_misclass_original") and "_reverse_" not in key \
+                and "_eps" not in key:
+            name = key[: -len("_misclass_original")]
+            conv = metrics.get(f"{name}_misclass_converted", 0)
+            div = metrics.get(f"{name}_divergence", 0)
+            parts.append(f"{name} {metrics[key]:.0%}->{conv:.0%} ({div:.0f})")
+    return ", ".join(parts) or "-"
+
+
 def _name(cell: dict[str, Any]) -> str:
     return f"{cell['framework']} {cell['model']} {cell['dataset']} -> {cell['format']} r{cell['run']}"
 
@@ -45,11 +58,12 @@ def _name(cell: dict[str, Any]) -> str:
 def table(cells: list[dict[str, Any]]) -> str:
     if not cells:
         return "no results in this store yet"
-    head = ["cell", "status"] + [c[0] for c in COLUMNS]
+    head = ["cell", "status"] + [c[0] for c in COLUMNS] + ["attacks: miss orig->conv (div)"]
     rows = []
     for c in cells:
         status = c["status"] if c["status"] == "ok" else f"{c['status']}: {c['category']}"
-        rows.append([_name(c), status] + [_fmt(c["metrics"].get(m), f) for _, m, f in COLUMNS])
+        rows.append([_name(c), status] + [_fmt(c["metrics"].get(m), f) for _, m, f in COLUMNS]
+                    + [_rq3(c["metrics"])])
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines.append("  ".join("-" * w for w in widths))

@@ -84,8 +84,9 @@ class Converter:
         text = f"{type(exc).__name__} {exc}".lower()
         if "validationerror" in text or "checker" in text or "invalid" in text:
             return Category.INVALID_MODEL
-        if any(s in text for s in ("unsupported", "not supported", "no conversion", "not implemented",
-                                   "notimplemented", "unknown op", "no symbolic")):
+        if any(s in text for s in ("unsupported", "not supported", "no conversion",
+                                   "not implemented", "notimplemented", "unknown op",
+                                   "no symbolic")):
             return Category.UNSUPPORTED_OPERATOR
         return Category.CONVERTER_CRASH
 

@@ -32,8 +32,8 @@ class OnnxFromTorch(Converter):
                       opset_version=self.options.get("opset"))
         if exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1)
-            torch.onnx.export(model, (example,), str(out), dynamo=True, external_data=False, verbose=False,
-                              dynamic_shapes=({0: batch},), **common)
+            torch.onnx.export(model, (example,), str(out), dynamo=True, external_data=False,
+                              verbose=False, dynamic_shapes=({0: batch},), **common)
         else:
             torch.onnx.export(model, (example,), str(out), dynamo=False,
                               do_constant_folding=True,

@@ -46,7 +46,8 @@ class Imdb(Dataset):
     kind = "text"
     num_classes = 2
     files = ("imdb/imdb_word_index.json plus the reviews as imdb/aclImdb/{train,test}/{pos,neg}/"
-             "*.txt or a tarball of that tree (imdb/aclImdb_v1.tar.gz or imdb/aclImdb-labeled.tar.gz)")
+             "*.txt or a tarball of that tree (imdb/aclImdb_v1.tar.gz or "
+             "imdb/aclImdb-labeled.tar.gz)")
 
     @property
     def num_words(self) -> int:
@@ -59,6 +60,15 @@ class Imdb(Dataset):
     @property
     def input_shape(self):
         return (self.maxlen,)
+
+    def vocabulary(self) -> dict[int, str]:
+        """Token id -> word for the ids this dataset produces (below `num_words`)."""
+        _, index = self._sources()
+        ranks: dict[str, int] = json.loads(index.read_text())
+        vocab = {rank + INDEX_FROM: word for word, rank in ranks.items()
+                 if rank + INDEX_FROM < self.num_words}
+        vocab.update({0: "<pad>", START: "<start>", OOV: "<oov>"})
+        return vocab
 
     def sequences(self, split: str) -> tuple[list[list[int]], np.ndarray]:
         """Unpadded id sequences (num_words applied) and labels, cached across runs."""

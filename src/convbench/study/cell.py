@@ -40,6 +40,8 @@ class Cell:
     threads: int | None = None
     data_dir: str | None = None
     runtime_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attacks: list[dict[str, Any]] = field(default_factory=list)
+    attack_n: int | None = 1000
 
 
 class CellFailure(Exception):
@@ -185,5 +187,12 @@ def run_cell(cell: Cell) -> CellResult:
             result.metrics["train_s"] = train_info["seconds"]
         convert_and_compare(result, original, x, y, cell.convert_options, cell.measures,
                             cell.threads, cell.runtime_options)
+        if cell.attacks:
+            from convbench.study.attack_cell import attack_cell
+
+            attack_cell(result, original, result.artifacts["converted"], x, y, cell.attacks,
+                        cell.attack_n, cell.train.seed, ds.num_classes,
+                        getattr(ds, "vocabulary", lambda: None)(), cell.threads,
+                        cell.runtime_options)
 
     return guarded(cell.key, body)

@@ -36,8 +36,10 @@ def plan(spec: StudySpec, data_dir: str | None = None) -> list[Cell]:
                     runtime_options = spec.runtime_options.get(runtime, {})
                     digest = hashlib.sha256(json.dumps(
                         [train.digest(), options, n_test, asdict(measures), spec.threads,
-                         runtime_options], sort_keys=True).encode()).hexdigest()[:16]
+                         runtime_options, spec.attacks, spec.attack_n],
+                        sort_keys=True).encode()).hexdigest()[:16]
                     key = CellKey(framework, entry.model, dataset, fmt, runtime, run, digest)
                     cells.append(Cell(key, train, n_test, options, measures, spec.threads,
-                                      data_dir, spec.runtime_options))
+                                      data_dir, spec.runtime_options, spec.attacks,
+                                      spec.attack_n))
     return cells

@@ -83,11 +83,31 @@ class StudySpec(_Strict):
     threads: int | None = Field(None, ge=1)
     # options of each runtime, e.g. {coreml: {engine: interpreter}, onnxruntime: {providers: [..]}}
     runtime_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # RQ3: attacks as names or {name: fgsm, eps: 0.3, ...}; inputs both models get right
+    attacks: list[str | dict[str, Any]] = Field(default_factory=list)
+    attack_n: int | None = Field(1000, ge=1)
 
     @field_validator("formats")
     @classmethod
     def _known_formats(cls, v):
         return [_known_target(f) for f in v]
+
+    @field_validator("attacks")
+    @classmethod
+    def _known_attacks(cls, v):
+        from convbench.attacks import make_attack
+        from convbench.registry import UnknownNameError
+
+        out = []
+        for entry in v:
+            entry = {"name": entry} if isinstance(entry, str) else dict(entry)
+            if "name" not in entry:
+                raise ValueError("each attack needs a name, e.g. {name: fgsm, eps: 0.3}")
+            try:
+                out.append({"name": entry["name"], **make_attack(entry).params})
+            except UnknownNameError as e:
+                raise ValueError(str(e)) from None
+        return out
 
     @field_validator("runtime_options")
     @classmethod
@@ -108,7 +128,8 @@ def _explain(err: ValidationError, model: type[BaseModel]) -> str:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             known = _fields_at(model, e["loc"][:-1])
-            msg = f"unknown key.{suggest(str(e['loc'][-1]), known)} Allowed here: {', '.join(known)}"
+            msg = (f"unknown key.{suggest(str(e['loc'][-1]), known)} "
+                   f"Allowed here: {', '.join(known)}")
         lines.append(f"  {where}: {msg}")
     return "\n".join(lines)
 

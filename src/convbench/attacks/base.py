@@ -1,0 +1,82 @@
+"""The `Attack` interface and the models it attacks (`Target`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from convbench.registry import Registry, suggest
+
+ATTACKS: Registry[type["Attack"]] = Registry("attack")
+
+
+class AttackError(ValueError):
+    """An attack cannot run with these parameters or on this model."""
+
+
+@dataclass
+class Target:
+    """A model under attack, seen in canonical layout (images NCHW in [0, 1], text token ids).
+
+    `predict` maps inputs to class probabilities; `estimator` (optional) builds an ART
+    estimator with gradients for white-box attacks; `layout` is the model's own layout, and
+    `decode` turns token ids back into words for text models.
+    """
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    nb_classes: int
+    input_shape: tuple[int, ...]
+    estimator: Callable[[], Any] | None = None
+    vocab: dict[int, str] | None = None
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"predict"} | ({"gradients"} if self.estimator else set()))
+
+    def black_box(self):
+        """An ART black-box classifier over `predict` (images in [0, 1])."""
+        from art.estimators.classification import BlackBoxClassifier
+
+        return BlackBoxClassifier(lambda z: self.predict(z.astype(np.float32)),
+                                  self.input_shape, self.nb_classes, clip_values=(0.0, 1.0))
+
+
+class Attack:
+    """One attack with its parameters (defaults in `defaults`, unknown names refused)."""
+
+    name: ClassVar[str]
+    needs: ClassVar[str]  # "gradients" or "predict"
+    kind: ClassVar[str] = "image"
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            bad = sorted(unknown)[0]
+            raise AttackError(f"attack {self.name!r} has no parameter {bad!r}."
+                              f"{suggest(bad, list(self.defaults))} Its parameters: "
+                              f"{', '.join(sorted(self.defaults))}")
+        self.params = {**self.defaults, **params}
+
+    def applicable(self, target: Target, kind: str) -> tuple[bool, str]:
+        if kind != self.kind:
+            return False, f"{self.name} attacks {self.kind} models, this one takes {kind}"
+        if self.needs not in target.capabilities:
+            return False, f"{self.name} needs {self.needs}, which this runtime does not give"
+        return True, ""
+
+    def craft(self, target: Target, x: np.ndarray, y: np.ndarray,
+              rng: np.random.Generator) -> np.ndarray:
+        """Adversarial versions of `x` (true labels `y`) against `target`."""
+        raise NotImplementedError
+
+
+def make_attack(spec: dict[str, Any] | str) -> Attack:
+    """An attack from "name" or {"name": ..., params...}."""
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    spec = dict(spec)
+    name = spec.pop("name")
+    return ATTACKS.get(name)(**spec)
