@@ -95,3 +95,17 @@ def test_train_command_saves_the_model(tmp_path, capsys):
     out = capsys.readouterr().out
     assert ".pt" in out and "no optimizer state" in out
     assert list(tmp_path.glob("lenet5-torch-*.pt"))
+
+
+def test_assess_with_attacks(trained, tmp_path, capsys):
+    rc = main(["assess", "--framework", "torch", "--model", trained["torch"].artifact.path,
+               "--dataset", "digits", "--to", "onnx", "--n", "120", "--batch-sizes", "4",
+               "--no-memory", "--attack", "fgsm,hopskipjump", "--attack-n", "20",
+               "--store", str(tmp_path / "s.db")])
+    assert rc == 0
+    assert "fgsm " in capsys.readouterr().out  # the RQ3 column
+    main(["results", "--store", str(tmp_path / "s.db"), "--format", "json"])
+    [cell] = json.loads(capsys.readouterr().out)
+    m = cell["metrics"]
+    assert m["fgsm_n"] == 20 and m["hopskipjump_reverse_n"] == 20
+    assert m["hopskipjump_misclass_original"] > 0.5

@@ -46,3 +46,36 @@ def test_an_unforeseen_exception_is_recorded():
     r = guarded(CellKey("torch", "m", "d", "onnx", "onnxruntime"), boom)
     assert r.status.value == "failed" and r.category is Category.INTERNAL_ERROR
     assert "ZeroDivisionError: oops" in r.message
+
+
+def test_a_cell_with_attacks_stores_rq3_and_adversarial_inputs(tmp_path):
+    import numpy as np
+
+    spec = parse_spec({**SPEC, "frameworks": ["torch"], "formats": ["onnx"],
+                       "train": {"epochs": 8, "lr": 0.05, "batch_size": 32, "n_train": 1000},
+                       "attacks": [{"name": "fgsm", "sweep": [0.1]}, "genetic"],
+                       "attack_n": 30})
+    with Store(tmp_path / "s.db") as store:
+        [result] = run_study(plan(spec), store)
+        [cell] = list(store.cells())
+    m = cell["metrics"]
+    assert m["fgsm_n"] == 30 and m["fgsm_misclass_original"] > 0.2
+    assert m["fgsm_divergence"] == 0 and "fgsm_eps0.1_misclass_converted" in m
+    assert 0 < m["fgsm_perturbation_linf_mean"] <= 0.3 + 1e-6
+    status = cell["info"]["attacks"]
+    assert status["fgsm"]["status"] == "ok" and status["fgsm"]["params"]["eps"] == 0.3
+    assert status["genetic"]["status"] == "skipped"  # a text attack on an image model
+    saved = cell["artifacts"]["adversarial_fgsm"]
+    with np.load(saved["path"]) as z:
+        assert z["x_adv"].shape == (30, 1, 28, 28) and len(z["indices"]) == 30
+
+
+def test_attack_names_and_parameters_are_checked_in_the_spec():
+    import pytest
+
+    from convbench.study import SpecError
+
+    with pytest.raises(SpecError, match="unknown attack 'fgms'. Did you mean 'fgsm'"):
+        parse_spec({**SPEC, "attacks": ["fgms"]})
+    with pytest.raises(SpecError, match="no parameter 'max_iters'"):
+        parse_spec({**SPEC, "attacks": [{"name": "pgd", "max_iters": 3}]})

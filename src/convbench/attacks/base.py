@@ -12,6 +12,27 @@ from convbench.registry import Registry, suggest
 ATTACKS: Registry[type["Attack"]] = Registry("attack")
 
 
+def load_art() -> None:
+    """Import the Adversarial Robustness Toolbox without its logging side effects.
+
+    At import, ART calls `logging.config.dictConfig`, which flushes and closes every logging
+    handler of the host program (a file handler then fails on its next record), and adds a
+    handler for its own test suite to the "tests" logger. Both are undone here.
+    """
+    import logging
+    import logging.config
+    import sys
+
+    if "art" not in sys.modules:
+        clear = logging.config._clearExistingHandlers
+        logging.config._clearExistingHandlers = lambda: None
+        try:
+            import art  # noqa: F401
+        finally:
+            logging.config._clearExistingHandlers = clear
+    logging.getLogger("tests").handlers.clear()
+
+
 class AttackError(ValueError):
     """An attack cannot run with these parameters or on this model."""
 
@@ -37,6 +58,7 @@ class Target:
 
     def black_box(self):
         """An ART black-box classifier over `predict` (images in [0, 1])."""
+        load_art()
         from art.estimators.classification import BlackBoxClassifier
 
         return BlackBoxClassifier(lambda z: self.predict(z.astype(np.float32)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convbench.attacks.base import Attack, Target
+from convbench.attacks.base import Attack, Target, load_art
 
 
 class Boundary(Attack):
@@ -16,6 +16,7 @@ class Boundary(Attack):
                 "sample_size": 20, "init_size": 100, "batch_size": 64}
 
     def craft(self, target: Target, x, y, rng) -> np.ndarray:
+        load_art()
         from art.attacks.evasion import BoundaryAttack
 
         p = self.params
@@ -33,6 +34,7 @@ class HopSkipJump(Attack):
                 "batch_size": 64}
 
     def craft(self, target: Target, x, y, rng) -> np.ndarray:
+        load_art()
         from art.attacks.evasion import HopSkipJump as Hsj
 
         p = self.params

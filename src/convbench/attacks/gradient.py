@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convbench.attacks.base import Attack, Target
+from convbench.attacks.base import Attack, Target, load_art
 
 
 class Fgsm(Attack):
@@ -15,6 +15,7 @@ class Fgsm(Attack):
     defaults = {"eps": 0.3, "sweep": [], "batch_size": 128}
 
     def craft(self, target: Target, x, y, rng, eps: float | None = None) -> np.ndarray:
+        load_art()
         from art.attacks.evasion import FastGradientMethod
 
         attack = FastGradientMethod(target.estimator(), norm=np.inf,
@@ -31,6 +32,7 @@ class Pgd(Attack):
                 "batch_size": 128}
 
     def craft(self, target: Target, x, y, rng) -> np.ndarray:
+        load_art()
         from art.attacks.evasion import ProjectedGradientDescent
 
         p = self.params

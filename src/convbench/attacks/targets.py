@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convbench.attacks.base import Target
+from convbench.attacks.base import Target, load_art
 from convbench.models import to_layout
 from convbench.records import Artifact
 from convbench.runtimes.base import Runner
@@ -33,6 +33,7 @@ def target_for(art: Artifact, runner: Runner, nb_classes: int, canonical_shape: 
 
 def _torch_estimator(runner, nb_classes, shape):
     import torch
+    load_art()
     from art.estimators.classification import PyTorchClassifier
 
     model = runner.model
@@ -61,6 +62,7 @@ class _LogProbabilities:
 
 def _keras_estimator(runner, nb_classes, shape):
     import tensorflow as tf
+    load_art()
     from art.estimators.classification import TensorFlowV2Classifier
 
     model = runner.model

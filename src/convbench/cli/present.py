@@ -52,7 +52,8 @@ def _rq3(metrics: dict[str, float]) -> str:
 
 
 def _name(cell: dict[str, Any]) -> str:
-    return f"{cell['framework']} {cell['model']} {cell['dataset']} -> {cell['format']} r{cell['run']}"
+    c = cell
+    return f"{c['framework']} {c['model']} {c['dataset']} -> {c['format']} r{c['run']}"
 
 
 def table(cells: list[dict[str, Any]]) -> str:

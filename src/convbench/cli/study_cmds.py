@@ -17,6 +17,8 @@ DEMO = {
     "runs": 1,
     "n_test": "all",
     "train": {"epochs": 15, "lr": 0.05, "batch_size": 32, "n_train": 2000},
+    "attacks": [{"name": "fgsm", "eps": 0.3}],
+    "attack_n": 200,
 }
 
 
