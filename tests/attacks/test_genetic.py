@@ -68,3 +68,32 @@ def test_missing_wordnet_is_a_clear_error(lstm, monkeypatch, tmp_path):
     with pytest.raises(AttackError, match="apt-get install wordnet-base"):
         make_attack("genetic").craft(target, x[:1], y[:1], np.random.default_rng(0))
     wordnet.synonyms.cache_clear()
+
+
+def test_text_cells_with_the_genetic_attack_in_both_frameworks_and_formats(tmp_path):
+    need_data("imdb")
+    need_wordnet()
+    from convbench.store import Store
+    from convbench.study import parse_spec, plan, run_study
+
+    spec = parse_spec({
+        "name": "text", "preset": "smoke", "frameworks": ["torch", "keras"],
+        "models": [{"model": "lstm", "dataset": "imdb"}], "formats": ["onnx", "coreml"],
+        "n_test": 200, "train": {"epochs": 3, "n_train": 2000, "lr": 0.003, "batch_size": 64},
+        "convert": {"onnx": {"exporter": "torchscript"}, "coreml": {"route": "torch-twin"}},
+        "measures": {"latency_batch_sizes": [1], "latency_repeats": 2, "memory": False},
+        "attacks": [{"name": "genetic", "population": 8, "generations": 4}, "fgsm"],
+        "attack_n": 10})
+    with Store(tmp_path / "s.db") as store:
+        results = run_study(plan(spec), store)
+        cells = list(store.cells())
+    assert [r.status.value for r in results] == ["ok"] * 4, [r.message for r in results]
+    for c in cells:
+        m, status = c["metrics"], c["info"]["attacks"]
+        assert status["genetic"]["status"] == "ok" and status["fgsm"]["status"] == "skipped"
+        assert m["genetic_n"] > 0 and m["genetic_reverse_n"] == m["genetic_n"]
+        assert 0 <= m["genetic_substitution_rate_mean"] <= 0.2
+        for ex in status["genetic"]["examples"]:
+            assert ex["original"] != ex["adversarial"] and "<pad>" not in ex["adversarial"]
+    twin = [c for c in cells if c["framework"] == "keras" and c["format"] == "coreml"][0]
+    assert twin["artifacts"]["converted"]["meta"]["route"] == "keras-weights-in-torch-twin"
