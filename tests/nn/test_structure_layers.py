@@ -131,8 +131,9 @@ def test_constants_shapes_fills_ranges():
                                       lambda b: b.add_broadcast_to_dynamic(
                                           "l", ["x", "s"], "y"))[0], np.broadcast_to(row, (2, 4)))
     cond = (X > 0).astype(np.float32)
-    np.testing.assert_array_equal(run({"c": cond, "a": X, "z": -X}, lambda b: b.add_where_broadcastable(
-        "l", ["c", "a", "z"], "y"))[0], np.where(X > 0, X, -X))
+    got = run({"c": cond, "a": X, "z": -X},
+              lambda b: b.add_where_broadcastable("l", ["c", "a", "z"], "y"))[0]
+    np.testing.assert_array_equal(got, np.where(X > 0, X, -X))
 
 
 REDUCE = [("reduceSum", "sum", np.sum), ("reduceMean", "mean", np.mean),
