@@ -95,6 +95,27 @@ class Attack:
         raise NotImplementedError
 
 
+class ArtAttack(Attack):
+    """An attack ART implements: subclasses only build it (`build(estimator, **overrides)`).
+
+    Gradient attacks get the target's white-box estimator and one-hot labels; predict-only
+    attacks get a black-box classifier over the target's predictions, and numpy's global
+    generator (which ART draws from) is seeded from `rng` for repeatable runs.
+    """
+
+    def build(self, estimator, **overrides: Any):
+        raise NotImplementedError
+
+    def craft(self, target: Target, x, y, rng, **overrides: Any) -> np.ndarray:
+        load_art()
+        x = x.astype(np.float32)
+        if self.needs == "gradients":
+            attack = self.build(target.estimator(), **overrides)
+            return attack.generate(x, y=np.eye(target.nb_classes, dtype=np.float32)[y])
+        np.random.seed(int(rng.integers(2 ** 31)))
+        return self.build(target.black_box(), **overrides).generate(x)
+
+
 def make_attack(spec: dict[str, Any] | str) -> Attack:
     """An attack from "name" or {"name": ..., params...}."""
     if isinstance(spec, str):
