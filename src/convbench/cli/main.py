@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("model", help="an .mlpackage or .mlmodel")
     q.set_defaults(handler="convbench.cli.coreml_cmd:ops")
 
+    p = sub.add_parser("report", help="write report.md and a self-contained report.html")
+    _common_store(p)
+    p.add_argument("--out", default="convbench-report", help="output directory "
+                   "(default: convbench-report)")
+    p.set_defaults(handler="convbench.cli.study_cmds:report")
+
     p = sub.add_parser("results", help="show stored results")
     _common_store(p)
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")

@@ -7,6 +7,8 @@ import io
 import json
 from typing import Any
 
+from convbench.formatting import format_value
+
 # (header, metric, format)
 COLUMNS = [
     ("acc orig", "accuracy_original", "{:.4f}"),
@@ -23,19 +25,6 @@ COLUMNS = [
     ("RSS conv", "peak_rss_bytes_converted", "bytes"),
     ("convert s", "convert_s", "{:.2f}"),
 ]
-
-
-def _fmt(value: float | None, fmt: str) -> str:
-    if value is None:
-        return "-"
-    if fmt == "bytes":
-        for unit in ("B", "KB", "MB", "GB"):
-            if abs(value) < 1024 or unit == "GB":
-                return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-            value /= 1024
-    if fmt == "ms":
-        return f"{value * 1e3:.2f}"
-    return fmt.format(value)
 
 
 def _rq3(metrics: dict[str, float]) -> str:
@@ -63,7 +52,7 @@ def table(cells: list[dict[str, Any]]) -> str:
     rows = []
     for c in cells:
         status = c["status"] if c["status"] == "ok" else f"{c['status']}: {c['category']}"
-        rows.append([_name(c), status] + [_fmt(c["metrics"].get(m), f) for _, m, f in COLUMNS]
+        rows.append([_name(c), status] + [format_value(c["metrics"].get(m), f) for _, m, f in COLUMNS]
                     + [_rq3(c["metrics"])])
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]

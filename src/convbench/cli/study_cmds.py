@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from convbench.cli.present import as_csv, as_json, table
+from convbench.report import build_report
 from convbench.store import Store
 from convbench.study import parse_spec, load_spec, plan, run_study
 
@@ -34,7 +35,16 @@ def _run(spec, store_path: str, data_dir=None, force: bool = False) -> int:
 
 
 def demo(args) -> int:
-    return _run(parse_spec(DEMO, "demo"), args.store)
+    code = _run(parse_spec(DEMO, "demo"), args.store)
+    _, html = build_report(args.store, "convbench-report")
+    print(f"report: {html.resolve()} (and report.md beside it)")
+    return code
+
+
+def report(args) -> int:
+    md, html = build_report(args.store, args.out)
+    print(f"{md}\n{html}")
+    return 0
 
 
 def run(args) -> int:

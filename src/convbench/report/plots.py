@@ -1,0 +1,106 @@
+"""The report's figures (matplotlib, rendered off-screen to PNG bytes)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def accuracy(labels, orig, conv) -> bytes:
+    """Accuracy of original and converted with 95% intervals: [(mean, lo, hi)] each."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2))
+    y = np.arange(len(labels))
+    for off, series, name in ((-0.15, orig, "original"), (0.15, conv, "converted")):
+        m = np.array([s[0] for s in series])
+        err = np.array([[s[0] - s[1], s[2] - s[0]] for s in series]).T
+        ax.errorbar(m, y + off, xerr=err, fmt="o", capsize=3, label=name)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("accuracy (95% interval)")
+    ax.legend()
+    return _png(fig)
+
+
+def errors(labels, mean, p99, maximum) -> bytes:
+    """Absolute output error per cell group (mean, p99, max) on a log scale."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2))
+    y = np.arange(len(labels))
+    floor = 1e-12  # zero error shown at the floor of the log axis
+    for vals, marker, name in ((mean, "o", "mean"), (p99, "s", "p99"), (maximum, "^", "max")):
+        ax.scatter(np.maximum(np.asarray(vals, float), floor), y, marker=marker, label=name)
+    ax.set_xscale("log")
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("|original - converted| per output element")
+    ax.legend()
+    return _png(fig)
+
+
+def latency(series: dict[str, tuple[list[int], list[float], list[float]]]) -> bytes:
+    """Median latency per batch size: label -> (batch sizes, original s, converted s)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (label, (bs, orig, conv)) in enumerate(series.items()):
+        color = f"C{i % 10}"
+        ax.plot(bs, np.asarray(orig) * 1e3, "--o", color=color, label=f"{label} original")
+        ax.plot(bs, np.asarray(conv) * 1e3, "-s", color=color, label=f"{label} converted")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("median ms per batch")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def bars(labels, orig, conv, xlabel: str, scale: float = 1.0) -> bytes:
+    """Paired horizontal bars: original vs converted (sizes, memory)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2))
+    y = np.arange(len(labels))
+    ax.barh(y - 0.2, np.asarray(orig, float) / scale, height=0.4, label="original")
+    ax.barh(y + 0.2, np.asarray(conv, float) / scale, height=0.4, label="converted")
+    ax.set_yticks(y, labels)
+    ax.set_xlabel(xlabel)
+    ax.legend()
+    return _png(fig)
+
+
+def robustness_curves(curves: dict[str, tuple[list[float], list[float], list[float]]]) -> bytes:
+    """FGSM misclassification over eps: label -> (eps, original, converted)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (label, (eps, orig, conv)) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        ax.plot(eps, orig, "--o", color=color, label=f"{label} original")
+        ax.plot(eps, conv, "-s", color=color, label=f"{label} converted")
+    ax.set_xlabel("FGSM eps (L-inf, inputs in [0, 1])")
+    ax.set_ylabel("misclassification rate")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def divergence(labels, rates) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2))
+    ax.barh(np.arange(len(labels)), rates)
+    ax.set_yticks(np.arange(len(labels)), labels)
+    ax.set_xlabel("conversion divergence rate (adversarial inputs with different labels)")
+    return _png(fig)
