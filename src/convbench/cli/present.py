@@ -52,8 +52,8 @@ def table(cells: list[dict[str, Any]]) -> str:
     rows = []
     for c in cells:
         status = c["status"] if c["status"] == "ok" else f"{c['status']}: {c['category']}"
-        rows.append([_name(c), status] + [format_value(c["metrics"].get(m), f) for _, m, f in COLUMNS]
-                    + [_rq3(c["metrics"])])
+        values = [format_value(c["metrics"].get(m), f) for _, m, f in COLUMNS]
+        rows.append([_name(c), status, *values, _rq3(c["metrics"])])
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines.append("  ".join("-" * w for w in widths))
