@@ -40,7 +40,19 @@ class Category(str, Enum):
     TRAINING_ERROR = "training_error"
     DATA_ERROR = "data_error"
     UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out_of_memory"
+    CRASH = "crash"  # the cell's process died (a signal, a native fault)
     INTERNAL_ERROR = "internal_error"
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file so that a reader sees the old file or the new one, never half of one
+    (a study killed mid-write must not leave a record that breaks its resumption)."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(p)
 
 
 def sha256_path(path: str | os.PathLike) -> str:

@@ -23,10 +23,10 @@ DEMO = {
 }
 
 
-def _run(spec, store_path: str, data_dir=None, force: bool = False) -> int:
+def _run(spec, store_path: str, data_dir=None, force: bool = False, **execution) -> int:
     cells = plan(spec, data_dir)
     with Store(store_path) as store:
-        run_study(cells, store, spec.name, force=force)
+        run_study(cells, store, spec.name, force=force, **execution)
         mine = list(store.cells({c.key.id for c in cells}))
     print(table(mine))
     print(f"\n{len(mine)} cell(s) in {store_path}; `convbench results --store {store_path}` "
@@ -54,7 +54,11 @@ def run(args) -> int:
         merged = {**spec.runtime_options, "coreml": {**spec.runtime_options.get("coreml", {}),
                                                      **coreml}}
         spec = spec.model_copy(update={"runtime_options": merged})
-    return _run(spec, args.store, args.data_dir, args.force)
+    from convbench.study.executor import Limits
+
+    memory = int(args.memory_limit * 2 ** 30) if args.memory_limit else None
+    return _run(spec, args.store, args.data_dir, args.force, executor=args.executor,
+                workers=args.workers, limits=Limits(args.time_limit, memory))
 
 
 def coreml_options(args) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -11,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
-from convbench.records import Artifact, Category
+from convbench.records import Artifact, Category, write_atomic
 from convbench.registry import Registry
 
 CONVERTERS: Registry[type["Converter"]] = Registry("converter")
@@ -127,6 +128,8 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
         return Conversion(**{**saved, "category": Category.OK, "cached": True,
                              "artifact": Artifact.from_path(fmt, out, **meta)})
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():  # an output without its record: a conversion that was interrupted
+        shutil.rmtree(out)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -141,7 +144,7 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
                         _unique(caught), versions, options)
     saved = {k: v for k, v in asdict(result).items()
              if k not in ("artifact", "category", "cached")}
-    record.write_text(json.dumps({**saved, "meta": meta}, default=str))
+    write_atomic(record, json.dumps({**saved, "meta": meta}, default=str))
     return result
 
 

@@ -15,7 +15,7 @@ from convbench.data import DataError
 from convbench.data.base import cache_dir
 from convbench.measures import agreement, latency_sweep, peak_rss
 from convbench.models import to_layout
-from convbench.records import Artifact, Category, CellKey, CellResult, Status
+from convbench.records import Artifact, Category, CellKey, CellResult, Status, write_atomic
 from convbench.mil.errors import UnsupportedOpError
 from convbench.runtimes import RuntimeUnavailable, default_runtime, open_runner
 from convbench.training import TrainConfig, train
@@ -71,7 +71,7 @@ def original_for(cfg: TrainConfig, data_dir=None) -> tuple[Artifact, dict]:
             return art, {**saved["train"], "cached": True}
     result = train(cfg, out, data_dir)
     info = {"seconds": result.seconds, "history": result.history, "config": asdict(cfg)}
-    record.write_text(json.dumps({"artifact": asdict(result.artifact), "train": info}))
+    write_atomic(record, json.dumps({"artifact": asdict(result.artifact), "train": info}))
     return result.artifact, info
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from convbench.data import Dataset, get_dataset
 from convbench.models import ZOO, build, to_layout
-from convbench.records import Artifact
+from convbench.records import Artifact, write_atomic
 from convbench.training.config import TrainConfig, TrainResult
 
 
@@ -88,7 +88,7 @@ def _train_torch(cfg, arch, x, y, out):
         history.append({"epoch": epoch + 1, "loss": total / seen, "accuracy": correct / seen})
     path = out / f"{cfg.model}-torch-{cfg.digest()}.pt"
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, path)
-    Path(str(path) + ".arch.json").write_text(json.dumps(arch, indent=1))
+    write_atomic(str(path) + ".arch.json", json.dumps(arch, indent=1))
     return Artifact.from_path("torch", path, architecture=arch, layout="nchw", **_io(x),
                               holds="state_dict: weights and batch-norm statistics; no optimizer "
                                     "state; architecture in the side record .arch.json",

@@ -1,0 +1,132 @@
+"""Cells in processes of their own: results, time and memory limits, crashes, resumption after
+the study is killed, determinism."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+import yaml
+
+from convbench.records import Category
+from convbench.store import Store
+from convbench.study import parse_spec, plan, run_study
+from convbench.study.executor import Limits
+
+SPEC = {"name": "x", "preset": "smoke", "frameworks": ["torch"],
+        "models": [{"model": "lenet5", "dataset": "digits"}], "formats": ["onnx"], "n_test": 80,
+        "train": {"epochs": 1, "n_train": 200},
+        "measures": {"latency_batch_sizes": [1], "latency_repeats": 2, "memory": False}}
+
+
+def _cells(**over):
+    return plan(parse_spec({**SPEC, **over}))
+
+
+def test_local_executor_isolates_cells_and_keeps_logs(tmp_path):
+    cells = _cells(frameworks=["torch", "keras"])
+    with Store(tmp_path / "s.db") as store:
+        results = run_study(cells, store, executor="local", workers=2)
+        stored = list(store.cells())
+    assert sorted(r.status.value for r in results) == ["ok", "ok"]
+    assert {c["framework"] for c in stored} == {"torch", "keras"}
+    for c in stored:
+        assert os.path.exists(c["info"]["log"]) and c["metrics"]["n"] == 80
+
+
+def test_a_cell_past_its_time_limit_is_stopped_and_the_study_goes_on(tmp_path):
+    slow = _cells(train={"epochs": 400, "n_train": 1000})  # minutes of training
+    fast = _cells(formats=["coreml"])
+    with Store(tmp_path / "s.db") as store:
+        results = run_study(slow + fast, store, executor="local", workers=2,
+                            limits=Limits(seconds=20))
+    by_format = {r.key.format: r for r in results}
+    assert by_format["onnx"].category is Category.TIMEOUT
+    assert "time limit of 20 s" in by_format["onnx"].message
+    assert by_format["coreml"].status.value == "ok"
+
+
+def test_a_cell_over_its_memory_limit_is_recorded(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        [result] = run_study(_cells(), store, executor="local",
+                             limits=Limits(memory_bytes=512 * 2 ** 20))
+    assert result.category is Category.OUT_OF_MEMORY
+    assert "memory limit of 536870912 bytes" in result.message
+
+
+def test_a_cell_whose_process_dies_is_recorded_as_a_crash(tmp_path):
+    me = psutil.Process()
+
+    def kill_first_child():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            kids = [p for p in me.children() if "spawn_main" in " ".join(p.cmdline())]
+            if kids:
+                time.sleep(1)
+                kids[0].send_signal(signal.SIGSEGV)
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_first_child)
+    killer.start()
+    with Store(tmp_path / "s.db") as store:
+        results = run_study(_cells() + _cells(formats=["coreml"]), store, executor="local")
+    killer.join()
+    crashed = [r for r in results if r.category is Category.CRASH]
+    assert len(crashed) == 1 and "signal 11" in crashed[0].message
+    assert [r.status.value for r in results].count("ok") == 1
+
+
+def test_rerunning_a_cell_with_its_seed_gives_the_same_metrics(tmp_path):
+    timing = ("latency", "load_s", "convert_s", "train_s")
+    runs = []
+    for i in range(2):
+        os.environ["CONVBENCH_CACHE"] = str(tmp_path / f"cache{i}")  # retrain from scratch
+        with Store(tmp_path / f"s{i}.db") as store:
+            [r] = run_study(_cells(), store)
+        runs.append({k: v for k, v in r.metrics.items() if not k.startswith(timing)})
+    assert runs[0] == runs[1] and runs[0]["accuracy_original"] > 0
+
+
+def test_killing_the_study_never_loses_or_duplicates_a_cell(tmp_path):
+    """SIGKILL the study process at random moments, 20 times; each rerun resumes."""
+    import random
+
+    spec = {**SPEC, "models": [{"model": "lenet5", "dataset": "digits", "options": {"width": w}}
+                               for w in (0.5, 0.75, 1.0, 1.25)], "frameworks": ["torch"],
+            "formats": ["onnx", "coreml"]}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    db = tmp_path / "s.db"
+    cmd = [sys.executable, "-m", "convbench", "run", str(path), "--store", str(db)]
+    env = {**os.environ, "CONVBENCH_CACHE": str(tmp_path / "cache")}
+    rng = random.Random(0)
+    seen: set[str] = set()
+    for _ in range(20):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(rng.uniform(1.0, 6.0))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        seen = _check(db, seen)
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    assert len(_check(db, seen)) == 8
+
+
+def _check(db, before: set[str]) -> set[str]:
+    if not db.exists():
+        return before
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    ids = [r[0] for r in conn.execute("SELECT id FROM cells")]
+    orphans = conn.execute("SELECT count(*) FROM metrics WHERE cell_id NOT IN "
+                           "(SELECT id FROM cells)").fetchone()[0]
+    conn.close()
+    assert len(ids) == len(set(ids)) and orphans == 0
+    assert before <= set(ids), "a finished cell was lost"
+    return set(ids)
