@@ -109,3 +109,18 @@ def test_assess_with_attacks(trained, tmp_path, capsys):
     m = cell["metrics"]
     assert m["fgsm_n"] == 20 and m["hopskipjump_reverse_n"] == 20
     assert m["hopskipjump_misclass_original"] > 0.5
+
+
+def test_a_study_with_missing_data_is_refused_before_any_work(tmp_path, capsys):
+    import yaml
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"name": "x", "preset": "smoke", "frameworks": ["torch"],
+                                    "models": [{"model": "lenet5", "dataset": "mnist"},
+                                               {"model": "lenet5", "dataset": "digits"}]}))
+    store = tmp_path / "s.db"
+    assert main(["run", str(spec), "--store", str(store), "--data-dir",
+                 str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing was run" in err and "mnist: not found" in err
+    assert not store.exists()

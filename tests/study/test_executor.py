@@ -10,7 +10,6 @@ import threading
 import time
 
 import psutil
-import pytest
 import yaml
 
 from convbench.records import Category

@@ -81,6 +81,8 @@ def assess(args) -> int:
     from convbench.cli.study_cmds import coreml_options
 
     runtime_options = {"coreml": coreml_options(args)}
+    if args.trust_model:
+        runtime_options["keras"] = {"trust_model": True}
     attacks = [{"name": a, **make_attack(a).params} for a in args.attack.split(",") if a]
     cells = []
     with Store(args.store) as store:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from convbench.cli.present import as_csv, as_json, table
 from convbench.report import build_report
 from convbench.store import Store
-from convbench.study import parse_spec, load_spec, plan, run_study
+from convbench.study import SpecError, load_spec, parse_spec, plan, run_study
 
 #: The demo study (also in examples/demo.yaml): real digits, LeNet-5 in both frameworks -> ONNX
 #: and Core ML.
@@ -25,6 +25,7 @@ DEMO = {
 
 def _run(spec, store_path: str, data_dir=None, force: bool = False, **execution) -> int:
     cells = plan(spec, data_dir)
+    preflight(cells)
     with Store(store_path) as store:
         run_study(cells, store, spec.name, force=force, **execution)
         mine = list(store.cells({c.key.id for c in cells}))
@@ -32,6 +33,22 @@ def _run(spec, store_path: str, data_dir=None, force: bool = False, **execution)
     print(f"\n{len(mine)} cell(s) in {store_path}; `convbench results --store {store_path}` "
           f"shows them again")
     return 0 if all(c["status"] != "failed" for c in mine) else 1
+
+
+def preflight(cells) -> None:
+    """Refuse a study whose datasets are absent before any cell runs."""
+    from convbench.data import DataError, get_dataset
+
+    problems = []
+    for name, data_dir in sorted({(c.train.dataset, c.data_dir) for c in cells},
+                                 key=lambda t: (t[0], str(t[1]))):
+        try:
+            get_dataset(name, data_dir).check()
+        except DataError as e:
+            problems.append(str(e))
+    if problems:
+        raise SpecError("the study needs data that is not here, so nothing was run:\n  "
+                        + "\n  ".join(problems))
 
 
 def demo(args) -> int:

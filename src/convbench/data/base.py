@@ -99,6 +99,9 @@ class Dataset:
         """Shape of one sample (no batch axis)."""
         raise NotImplementedError
 
+    def check(self) -> None:
+        """Raise the dataset's `DataError` if its files are absent (without loading them)."""
+
     def missing(self, *paths: Path) -> DataError:
         """The error for absent files, saying where convbench looked and how to fix it."""
         return DataError(

@@ -42,6 +42,11 @@ class Cifar10(Dataset):
              "(the official python version)")
     input_shape = (3, 32, 32)
 
+    def check(self):
+        folder, tar = self.root / "cifar-10-batches-py", self.root / "cifar-10-python.tar.gz"
+        if not folder.is_dir() and not tar.exists():
+            raise self.missing(folder, tar)
+
     def _read(self, split) -> list[tuple[bytes, str]]:
         folder = self.root / "cifar-10-batches-py"
         tar = self.root / "cifar-10-python.tar.gz"

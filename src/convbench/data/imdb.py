@@ -81,6 +81,9 @@ class Imdb(Dataset):
         seqs, y = self.sequences(split)
         return pad_sequences(seqs, self.maxlen), y
 
+    def check(self):
+        self._sources()
+
     # -- building the full-vocabulary sequences once ------------------------------------------
     def _sources(self) -> tuple[Path, Path]:
         d = self.root / "imdb"

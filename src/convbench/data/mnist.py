@@ -41,6 +41,12 @@ class Mnist(Dataset):
     files = "mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz (the four official files)"
     input_shape = (1, 28, 28)
 
+    def check(self):
+        absent = [self.root / "mnist" / f for pair in FILES.values() for f in pair
+                  if not (self.root / "mnist" / f).exists()]
+        if absent:
+            raise self.missing(*absent)
+
     def _load(self, split):
         img, lab = (self.root / "mnist" / f for f in FILES[split])
         absent = [p for p in (img, lab) if not p.exists()]

@@ -54,9 +54,21 @@ class Runner:
     def load(self) -> int:
         """Load the model; return the wall time it took in nanoseconds (the framework's own
         import is done first and not counted: a process pays it once, whatever it loads)."""
+        from convbench.mil.errors import MilError
+        from convbench.models.load import ModelLoadError
+
         importlib.import_module(self.module)
         t0 = time.perf_counter_ns()
-        self._load()
+        try:
+            self._load()
+        except (ModelLoadError, MilError):
+            raise
+        except Exception as e:  # each runtime fails in its own way on a bad file: say it plainly
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise ModelLoadError(f"{self.artifact.path}: {self.name} cannot load this "
+                                 f"{self.artifact.format} model ({type(e).__name__}: {first}); "
+                                 f"the file is corrupt, truncated or not a {self.artifact.format} "
+                                 f"model: convert it again") from e
         return time.perf_counter_ns() - t0
 
     def _load(self) -> None:

@@ -11,7 +11,7 @@ from convbench.attacks.targets import target_for
 from convbench.data.base import cache_dir
 from convbench.measures.robustness import run_attack, save_adversarial
 from convbench.records import Artifact, CellResult
-from convbench.runtimes import open_runner
+from convbench.runtimes import default_runtime, open_runner
 
 
 def attack_cell(result: CellResult, original: Artifact, converted: Artifact, x: np.ndarray,
@@ -26,7 +26,8 @@ def attack_cell(result: CellResult, original: Artifact, converted: Artifact, x: 
     conv_runtime = result.key.runtime
     status: dict[str, Any] = result.info.setdefault("attacks", {})
     text = x.ndim == 2
-    with open_runner(original, threads=threads) as o_run, \
+    orig_options = runtime_options.get(default_runtime(original.format), {})
+    with open_runner(original, threads=threads, **orig_options) as o_run, \
             open_runner(converted, conv_runtime, threads=threads,
                         **runtime_options.get(conv_runtime, {})) as c_run:
         orig = target_for(original, o_run, nb_classes, x.shape[1:], vocab)

@@ -88,6 +88,10 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
     original's shape.
     """
     runtime_options = runtime_options or {}
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).reshape(len(x), -1).any(1).sum())
+        raise CellFailure(Category.DATA_ERROR, f"{bad} input(s) hold NaN or Inf values; "
+                                               f"check the dataset files")
     converted = conversion.artifact
     metrics: dict[str, float] = {"convert_s": conversion.seconds,
                                  "size_bytes_original": original.size_bytes,
