@@ -10,6 +10,7 @@ import threading
 import time
 
 import psutil
+import pytest
 import yaml
 
 from convbench.records import Category
@@ -129,3 +130,14 @@ def _check(db, before: set[str]) -> set[str]:
     assert len(ids) == len(set(ids)) and orphans == 0
     assert before <= set(ids), "a finished cell was lost"
     return set(ids)
+
+
+def test_ray_executor_runs_cells_as_tasks_on_a_local_ray(tmp_path):
+    pytest.importorskip("ray")
+    cells = _cells(frameworks=["torch", "keras"])
+    with Store(tmp_path / "s.db") as store:
+        results = run_study(cells, store, executor="ray", workers=2,
+                            limits=Limits(seconds=600))
+        stored = list(store.cells())
+    assert sorted(r.status.value for r in results) == ["ok", "ok"]
+    assert len(stored) == 2 and all(os.path.exists(c["info"]["log"]) for c in stored)

@@ -39,11 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common_store(p)
     _data_dir(p)
     p.add_argument("--force", action="store_true", help="rerun cells already in the store")
-    p.add_argument("--executor", choices=["serial", "local"], default="serial",
-                   help="serial: in this process; local: each cell in a process of its own")
-    p.add_argument("--workers", type=int, default=1, help="local: cells run at once")
-    p.add_argument("--time-limit", type=float, help="local: seconds per cell")
-    p.add_argument("--memory-limit", type=float, help="local: GiB of address space per cell")
+    p.add_argument("--executor", choices=["serial", "local", "ray"], default="serial",
+                   help="serial: in this process; local: each cell in a process of its own; "
+                   "ray: each cell a Ray task")
+    p.add_argument("--workers", type=int, default=1, help="local, ray: cells run at once")
+    p.add_argument("--address", help="ray: the cluster's address (default: a local Ray)")
+    p.add_argument("--time-limit", type=float, help="local, ray: seconds per cell")
+    p.add_argument("--memory-limit", type=float,
+                   help="local, ray: GiB of address space per cell")
     _coreml_runtime(p)
     p.set_defaults(handler="convbench.cli.study_cmds:run")
 

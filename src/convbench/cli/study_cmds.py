@@ -75,7 +75,8 @@ def run(args) -> int:
 
     memory = int(args.memory_limit * 2 ** 30) if args.memory_limit else None
     return _run(spec, args.store, args.data_dir, args.force, executor=args.executor,
-                workers=args.workers, limits=Limits(args.time_limit, memory))
+                workers=args.workers, limits=Limits(args.time_limit, memory),
+                address=args.address)
 
 
 def coreml_options(args) -> dict:

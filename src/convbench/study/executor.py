@@ -19,7 +19,7 @@ from convbench.records import Category, CellResult, Status
 from convbench.store import Store
 from convbench.study.cell import Cell, run_cell
 
-EXECUTORS = ("serial", "local")
+EXECUTORS = ("serial", "local", "ray")
 
 
 @dataclass
@@ -33,8 +33,13 @@ class Limits:
 def run_study(cells: list[Cell], store: Store, study: str = "",
               on_result: Callable[[CellResult], None] | None = None, force: bool = False,
               executor: str = "serial", workers: int = 1,
-              limits: Limits | None = None) -> list[CellResult]:
-    """Run every cell not yet in `store` (all with `force`); return the new results."""
+              limits: Limits | None = None, address: str | None = None,
+              cell_threads: int | None = None) -> list[CellResult]:
+    """Run every cell not yet in `store` (all with `force`); return the new results.
+
+    `cell_threads` caps each cell's compute threads (local, ray); by default the cores are
+    shared out among the workers (a single worker keeps them all).
+    """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
     todo = [c for c in cells if force or not store.has(c.key.id)]
@@ -42,10 +47,15 @@ def run_study(cells: list[Cell], store: Store, study: str = "",
         if c not in todo:
             print(f"{_label(c)}: already stored, skipped", file=sys.stderr)
     done: list[CellResult] = []
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), desc=f"study {study or ''}".strip(), unit="cell",
+               file=sys.stderr, disable=None)
 
     def finish(result: CellResult) -> None:
         store.put(result, study)
         done.append(result)
+        bar.update()
         extra = f" ({result.category.value})" if result.message else ""
         print(f"{_label_key(result.key)}: {result.status.value}{extra}", file=sys.stderr)
         if on_result:
@@ -55,8 +65,13 @@ def run_study(cells: list[Cell], store: Store, study: str = "",
         for cell in todo:
             print(f"{_label(cell)} ...", file=sys.stderr)
             finish(run_cell(cell))
+    elif executor == "local":
+        _run_local(todo, max(1, workers), limits or Limits(), finish, cell_threads)
     else:
-        _run_local(todo, max(1, workers), limits or Limits(), finish)
+        from convbench.study.ray_executor import run_on_ray
+
+        run_on_ray(todo, max(1, workers), limits or Limits(), finish, address, cell_threads)
+    bar.close()
     return done
 
 
@@ -68,9 +83,16 @@ def _label_key(k) -> str:
     return f"{k.framework} {k.model} {k.dataset} -> {k.format} run {k.run}"
 
 
-def _run_local(cells: list[Cell], workers: int, limits: Limits, finish) -> None:
+def thread_budget(workers: int, cell_threads: int | None) -> int | None:
+    if cell_threads:
+        return cell_threads
+    return max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+
+
+def _run_local(cells: list[Cell], workers: int, limits: Limits, finish,
+               cell_threads: int | None = None) -> None:
     ctx = mp.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    threads = thread_budget(workers, cell_threads)
     pending, running = list(cells), []
     while pending or running:
         while pending and len(running) < workers:
@@ -112,17 +134,17 @@ def _collect(cell, proc, conn, start, log, limits: Limits) -> CellResult | None:
             return result
         code = proc.exitcode
         what = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        return _failed(cell, Category.CRASH, f"the cell's process died ({what}) without a "
+        return failed(cell, Category.CRASH, f"the cell's process died ({what}) without a "
                        f"result; see its log {log}", log)
     if limits.seconds is not None and time.monotonic() - start > limits.seconds:
         proc.kill()
         proc.join()
-        return _failed(cell, Category.TIMEOUT, f"the cell ran past its time limit of "
+        return failed(cell, Category.TIMEOUT, f"the cell ran past its time limit of "
                        f"{limits.seconds:g} s and was stopped", log)
     return None
 
 
-def _failed(cell: Cell, category: Category, message: str, log: str) -> CellResult:
+def failed(cell: Cell, category: Category, message: str, log: str) -> CellResult:
     now = time.time()
     return CellResult(cell.key, Status.FAILED, category, message, info={"log": log},
                       started=now, finished=now)

@@ -1,9 +1,10 @@
 """Running one cell in a child process of its own: isolation for memory, crashes and time.
 
-The parent (`executor`) starts `child_main` with the spawn method, so the child shares no
-state with it; the child optionally caps its address space, sends its thread budget to the
-frameworks, writes its output to the cell's log file and returns the `CellResult` through a
-pipe. The parent alone writes the store.
+The `local` executor starts `child_main` with the spawn method, so the child shares no state
+with it; the `ray` executor runs `run_isolated` as a task in a fresh Ray worker. Either way the
+process optionally caps its address space, gives its thread budget to the frameworks, writes
+its output to the cell's log file and returns the `CellResult`; the study's process alone
+writes the store.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ _OUT_OF_MEMORY = ("memoryerror", "cannot allocate memory", "failed to map segmen
 
 
 def child_main(cell, conn, memory_limit: int | None, threads: int | None, log: str) -> None:
+    """The `local` executor's child: run the cell, send the result to the parent."""
+    conn.send(run_isolated(cell, memory_limit, threads, log))
+    conn.close()
+
+
+def run_isolated(cell, memory_limit: int | None, threads: int | None, log: str) -> CellResult:
+    """Run `cell` in this (dedicated) process: output to `log`, address space capped."""
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
@@ -28,7 +36,8 @@ def child_main(cell, conn, memory_limit: int | None, threads: int | None, log: s
     sys.stdout = os.fdopen(1, "w", buffering=1)
     sys.stderr = os.fdopen(2, "w", buffering=1)
     if threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
             os.environ[var] = str(threads)
     if memory_limit:
         import resource
@@ -50,5 +59,4 @@ def child_main(cell, conn, memory_limit: int | None, threads: int | None, log: s
             s in result.message.lower() for s in _OUT_OF_MEMORY):
         result.category = Category.OUT_OF_MEMORY
         result.message = f"memory limit of {memory_limit} bytes reached: {result.message}"
-    conn.send(result)
-    conn.close()
+    return result

@@ -1,0 +1,64 @@
+"""The `ray` executor: each cell a Ray task in a fresh worker process, on an existing cluster
+(`address`) or on a local Ray started for the run; results come back to the study's process,
+which alone writes the store."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from convbench.data.base import cache_dir
+from convbench.records import Category
+from convbench.study.executor import Limits, failed, thread_budget
+
+
+def run_on_ray(cells, workers: int, limits: Limits, finish, address: str | None,
+               cell_threads: int | None = None) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("the ray executor needs Ray: pip install 'convbench[ray]'") from None
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local instance for this run only
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    threads = thread_budget(workers, cell_threads)
+    task = ray.remote(max_calls=1, num_cpus=1)(_task)  # a fresh process per cell
+    try:
+        pending, running = list(cells), {}
+        while pending or running:
+            while pending and len(running) < workers:
+                cell = pending.pop(0)
+                log = str(cache_dir() / "logs" / f"{cell.key.id}.log")
+                ref = task.remote(cell, limits.memory_bytes, threads, log)
+                running[ref] = (cell, time.monotonic(), log)
+                print(f"{cell.key.framework} {cell.key.model} -> {cell.key.format} run "
+                      f"{cell.key.run} ... (ray task, log {log})", file=sys.stderr)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
+            for ref in ready:
+                cell, _, log = running.pop(ref)
+                try:
+                    finish(ray.get(ref))
+                except ray.exceptions.RayError as e:
+                    finish(failed(cell, Category.CRASH, f"the cell's Ray worker failed: "
+                                                        f"{type(e).__name__}", log))
+            if limits.seconds is not None:
+                for ref, (cell, start, log) in list(running.items()):
+                    if time.monotonic() - start > limits.seconds:
+                        ray.cancel(ref, force=True)
+                        running.pop(ref)
+                        finish(failed(cell, Category.TIMEOUT, f"the cell ran past its time "
+                                      f"limit of {limits.seconds:g} s and was stopped", log))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _task(cell, memory_limit, threads, log):
+    from convbench.study.worker import run_isolated
+
+    return run_isolated(cell, memory_limit, threads, log)
