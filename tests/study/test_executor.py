@@ -82,11 +82,11 @@ def test_a_cell_whose_process_dies_is_recorded_as_a_crash(tmp_path):
     assert [r.status.value for r in results].count("ok") == 1
 
 
-def test_rerunning_a_cell_with_its_seed_gives_the_same_metrics(tmp_path):
+def test_rerunning_a_cell_with_its_seed_gives_the_same_metrics(tmp_path, monkeypatch):
     timing = ("latency", "load_s", "convert_s", "train_s")
     runs = []
     for i in range(2):
-        os.environ["CONVBENCH_CACHE"] = str(tmp_path / f"cache{i}")  # retrain from scratch
+        monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path / f"cache{i}"))  # retrain afresh
         with Store(tmp_path / f"s{i}.db") as store:
             [r] = run_study(_cells(), store)
         runs.append({k: v for k, v in r.metrics.items() if not k.startswith(timing)})
@@ -141,3 +141,15 @@ def test_ray_executor_runs_cells_as_tasks_on_a_local_ray(tmp_path):
         stored = list(store.cells())
     assert sorted(r.status.value for r in results) == ["ok", "ok"]
     assert len(stored) == 2 and all(os.path.exists(c["info"]["log"]) for c in stored)
+
+
+def test_parallel_cells_share_one_training_of_their_original(tmp_path, monkeypatch):
+    cells = _cells(formats=["onnx", "coreml"])  # the same original, two targets
+    monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path / "cache"))
+    with Store(tmp_path / "s.db") as store:
+        results = run_study(cells, store, executor="local", workers=2)
+        stored = list(store.cells())
+    assert [r.status.value for r in results] == ["ok", "ok"]
+    shas = {c["artifacts"]["original"]["sha256"] for c in stored}
+    assert len(shas) == 1
+    assert sum(1 for r in results if not r.info["train"].get("cached")) == 1

@@ -61,18 +61,27 @@ class CellSkipped(CellFailure):
 
 
 def original_for(cfg: TrainConfig, data_dir=None) -> tuple[Artifact, dict]:
-    """The trained original for `cfg`, trained once and then reused (keyed by config hash)."""
+    """The trained original for `cfg`, trained once and then reused (keyed by config hash).
+
+    A lock file makes cells that need the same original in parallel processes wait for one
+    training instead of writing the same file at once.
+    """
+    import fcntl
+
     out = cache_dir() / "models"
+    out.mkdir(parents=True, exist_ok=True)
     record = out / f"{cfg.model}-{cfg.framework}-{cfg.digest()}.json"
-    if record.exists():
-        saved = json.loads(record.read_text())
-        art = Artifact(**saved["artifact"])
-        if Path(art.path).exists():
-            return art, {**saved["train"], "cached": True}
-    result = train(cfg, out, data_dir)
-    info = {"seconds": result.seconds, "history": result.history, "config": asdict(cfg)}
-    write_atomic(record, json.dumps({"artifact": asdict(result.artifact), "train": info}))
-    return result.artifact, info
+    with open(record.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if record.exists():
+            saved = json.loads(record.read_text())
+            art = Artifact(**saved["artifact"])
+            if Path(art.path).exists():
+                return art, {**saved["train"], "cached": True}
+        result = train(cfg, out, data_dir)
+        info = {"seconds": result.seconds, "history": result.history, "config": asdict(cfg)}
+        write_atomic(record, json.dumps({"artifact": asdict(result.artifact), "train": info}))
+        return result.artifact, info
 
 
 def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.ndarray,
