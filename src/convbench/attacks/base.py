@@ -90,9 +90,13 @@ class Attack:
         return True, ""
 
     def craft(self, target: Target, x: np.ndarray, y: np.ndarray,
-              rng: np.random.Generator) -> np.ndarray:
+              rng: np.random.Generator, **overrides: Any) -> np.ndarray:
         """Adversarial versions of `x` (true labels `y`) against `target`."""
         raise NotImplementedError
+
+    def sweep(self) -> list[tuple[str, dict[str, Any]]]:
+        """Extra (label, parameter overrides) points of a robustness curve; none by default."""
+        return []
 
 
 class ArtAttack(Attack):

@@ -22,7 +22,7 @@ class Genetic(Attack):
     defaults = {"population": 20, "generations": 10, "max_substitution": 0.2,
                 "candidates": 8, "temperature": 0.3}
 
-    def craft(self, target: Target, x, y, rng) -> np.ndarray:
+    def craft(self, target: Target, x, y, rng, **overrides) -> np.ndarray:
         table = self.synonym_table(target)
         return np.stack([self._one(target, s, int(label), table, rng) for s, label in zip(x, y)])
 

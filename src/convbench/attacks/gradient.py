@@ -14,6 +14,9 @@ class Fgsm(ArtAttack):
     name, needs = "fgsm", "gradients"
     defaults = {"eps": 0.3, "sweep": [], "batch_size": 128}
 
+    def sweep(self):
+        return [(f"eps{eps:g}", {"eps": eps}) for eps in self.params["sweep"]]
+
     def build(self, estimator, eps: float | None = None):
         from art.attacks.evasion import FastGradientMethod
 

@@ -39,25 +39,25 @@ def _torch_estimator(runner, nb_classes, shape):
     model = runner.model
     # gradients of the cross-entropy of the logits; a model without a logits body gets its
     # log-probabilities, which softmax maps back to the same probabilities
-    logits = model.body if hasattr(model, "body") else _LogProbabilities(model)
+    logits = model.body if hasattr(model, "body") else _log_probabilities(model)
     return PyTorchClassifier(model=logits.eval(), loss=torch.nn.CrossEntropyLoss(),
                              input_shape=shape, nb_classes=nb_classes, clip_values=(0.0, 1.0),
                              device_type="cpu")
 
 
-class _LogProbabilities:
-    def __new__(cls, model):
-        import torch
+def _log_probabilities(model):
+    """A module returning log(model(x)): logits for a model that ends in a softmax."""
+    import torch
 
-        class LogProbabilities(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
+    class LogProbabilities(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
 
-            def forward(self, x):
-                return torch.log(self.inner(x).clamp_min(1e-12))
+        def forward(self, x):
+            return torch.log(self.inner(x).clamp_min(1e-12))
 
-        return LogProbabilities(model)
+    return LogProbabilities(model)
 
 
 def _keras_estimator(runner, nb_classes, shape):

@@ -67,11 +67,11 @@ def run_attack(attack: Attack, orig: Target, conv: Target, x, y, n: int | None, 
     for direction, src, dst, names in directions:
         x_adv = attack.craft(src, xs, ys, rng) if len(idx) else xs
         metrics = replay(xs, x_adv, ys, src, dst, text, names)
-        if direction == "forward" and attack.name == "fgsm" and len(idx):
-            for eps in attack.params["sweep"]:
-                swept = replay(xs, attack.craft(src, xs, ys, rng, eps=eps), ys, src, dst, text,
-                               names)
-                metrics.update({f"eps{eps:g}_{k}": v for k, v in swept.items() if k != "n"})
+        if direction == "forward" and len(idx):
+            for label, overrides in attack.sweep():
+                adv = attack.craft(src, xs, ys, rng, **overrides)
+                swept = replay(xs, adv, ys, src, dst, text, names)
+                metrics.update({f"{label}_{k}": v for k, v in swept.items() if k != "n"})
         out.append((direction, metrics, x_adv, idx))
     return out
 

@@ -123,8 +123,10 @@ def _rq2(groups, holds) -> Section:
                           "batch: Wilcoxon signed-rank test"))
     labels = [_label(k) for k in groups]
     if series:
-        s.blocks.append(Figure("latency", plots.latency(series),
-                               "Latency against batch size (original dashed, converted solid)"))
+        png = plots.paired_lines(series, "batch size", "median ms per batch", log=True,
+                                 scale=1e3)
+        s.blocks.append(Figure("latency", png, "Latency against batch size (original dashed, "
+                                               "converted solid)"))
     if labels:
         s.blocks.append(Figure("size", plots.bars(
             labels, [_ms(g, "size_bytes_original")[0] for g in groups.values()],
@@ -185,7 +187,9 @@ def _rq3(groups) -> Section:
                            "mean abs output diff", "reverse: converted", "reverse: original",
                            "reverse divergence"], rows))
     if curves:
-        s.blocks.append(Figure("robustness", plots.robustness_curves(curves),
+        png = plots.paired_lines(curves, "FGSM eps (L-inf, inputs in [0, 1])",
+                                 "misclassification rate")
+        s.blocks.append(Figure("robustness", png,
                                "Robustness curves: FGSM misclassification over eps"))
     if div_labels:
         s.blocks.append(Figure("divergence", plots.divergence(div_labels, div_rates),

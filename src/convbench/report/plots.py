@@ -54,18 +54,21 @@ def errors(labels, mean, p99, maximum) -> bytes:
     return _png(fig)
 
 
-def latency(series: dict[str, tuple[list[int], list[float], list[float]]]) -> bytes:
-    """Median latency per batch size: label -> (batch sizes, original s, converted s)."""
+def paired_lines(series: dict[str, tuple[list, list, list]], xlabel: str, ylabel: str,
+                 log: bool = False, scale: float = 1.0) -> bytes:
+    """label -> (x, original y, converted y): original dashed, converted solid, one colour
+    per label (latency against batch size, misclassification against eps)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, (label, (bs, orig, conv)) in enumerate(series.items()):
+    for i, (label, (x, orig, conv)) in enumerate(series.items()):
         color = f"C{i % 10}"
-        ax.plot(bs, np.asarray(orig) * 1e3, "--o", color=color, label=f"{label} original")
-        ax.plot(bs, np.asarray(conv) * 1e3, "-s", color=color, label=f"{label} converted")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("median ms per batch")
+        ax.plot(x, np.asarray(orig) * scale, "--o", color=color, label=f"{label} original")
+        ax.plot(x, np.asarray(conv) * scale, "-s", color=color, label=f"{label} converted")
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     return _png(fig)
 
@@ -80,20 +83,6 @@ def bars(labels, orig, conv, xlabel: str, scale: float = 1.0) -> bytes:
     ax.set_yticks(y, labels)
     ax.set_xlabel(xlabel)
     ax.legend()
-    return _png(fig)
-
-
-def robustness_curves(curves: dict[str, tuple[list[float], list[float], list[float]]]) -> bytes:
-    """FGSM misclassification over eps: label -> (eps, original, converted)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, (label, (eps, orig, conv)) in enumerate(curves.items()):
-        color = f"C{i % 10}"
-        ax.plot(eps, orig, "--o", color=color, label=f"{label} original")
-        ax.plot(eps, conv, "-s", color=color, label=f"{label} converted")
-    ax.set_xlabel("FGSM eps (L-inf, inputs in [0, 1])")
-    ax.set_ylabel("misclassification rate")
-    ax.legend(fontsize=7)
     return _png(fig)
 
 
