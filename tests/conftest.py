@@ -49,3 +49,77 @@ def digits_test():
 
     x, y, _ = get_dataset("digits").arrays("test")
     return x, y
+
+
+# --- What the interpreters executed: the "every op / layer is tested" guards ---------------
+#
+# Each registered MIL op and NeuralNetwork layer is wrapped so that running it under a test in
+# tests/mil (ops) or tests/nn (layers) is recorded; the guards, run last, compare the records
+# with the registries. A comment naming an op no longer counts as a test of it.
+
+EXECUTED: dict[str, set[str]] = {"mil": set(), "nn": set()}
+_NOW = {"suite": None}
+GUARD_SUITES = {"mil": REPO / "tests" / "mil", "nn": REPO / "tests" / "nn"}
+
+
+def _record_executions() -> None:
+    import functools
+
+    from convbench.mil.ops import OPS, OpImpl, _load_families
+    from convbench.nn.layers import LAYERS
+
+    def recording(suite: str, name: str, fn):
+        @functools.wraps(fn)  # keeps the signature the interpreter checks inputs against
+        def run(*args, **kwargs):
+            if _NOW["suite"] == suite:
+                EXECUTED[suite].add(name)
+            return fn(*args, **kwargs)
+
+        return run
+
+    _load_families()
+    for name in OPS.names():
+        impl = OPS.get(name)
+        OPS._entries[name] = OpImpl(recording("mil", name, impl.fn), impl.control,
+                                    impl.constexpr)
+    for name in LAYERS.names():
+        LAYERS._entries[name] = recording("nn", name, LAYERS.get(name))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "coverage_guard: checks what the other tests executed; "
+                                       "runs last")
+    _record_executions()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    """Guards last; and which suites run whole (a guard over part of one would mislead)."""
+    guards = [i for i in items if i.get_closest_marker("coverage_guard")]
+    items[:] = [i for i in items if i not in guards] + guards
+    files = {Path(str(i.path)) for i in items}
+    config._whole_suites = {s for s, d in GUARD_SUITES.items()
+                            if set(d.glob("test_*.py")) <= files}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    path = Path(str(item.path))
+    _NOW["suite"] = next((s for s, d in GUARD_SUITES.items() if d in path.parents), None)
+    try:
+        yield
+    finally:
+        _NOW["suite"] = None
+
+
+@pytest.fixture
+def executed(request):
+    """`executed(suite)`: the names the tests of `suite` ran (skips unless the whole suite was
+    collected, so running one test file does not fail the guard)."""
+
+    def get(suite: str) -> set[str]:
+        if suite not in getattr(request.config, "_whole_suites", set()):
+            pytest.skip(f"run all of {GUARD_SUITES[suite]} to check what its tests execute")
+        return EXECUTED[suite]
+
+    return get

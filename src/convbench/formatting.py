@@ -14,6 +14,7 @@ def format_value(value: float | None, fmt: str) -> str:
             if abs(value) < 1024 or unit == "GB":
                 return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
             value /= 1024
-    if fmt == "ms":
-        return f"{value * 1e3:.2f}"
+    if fmt == "ms":  # three significant digits down to microseconds
+        ms = value * 1e3
+        return f"{ms:.0f}" if abs(ms) >= 100 else f"{ms:.1f}" if abs(ms) >= 10 else f"{ms:.3g}"
     return fmt.format(value)

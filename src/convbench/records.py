@@ -118,6 +118,115 @@ class CellKey:
         return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
+#: The fields that say which number a `Metric` is (all but its value, unit and noise mark).
+METRIC_FIELDS = ("measure", "stat", "role", "batch_size", "attack", "direction", "sweep",
+                 "sweep_value")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number a cell measured, and what it is.
+
+    `measure` names the quantity (`accuracy`, `latency`, `misclassification`, ...), `stat` the
+    statistic of it (`median`, `max`, ...; "" when the measure is one number), `role` the
+    model it belongs to (`original`, `converted`; "" for a comparison of both), `batch_size`
+    the batch it was timed at, `attack`/`direction` the attack and whether its inputs were
+    crafted on the original (`forward`) or on the converted model (`reverse`), and `sweep`/
+    `sweep_value` a point of the attack's sweep ("" / None at the attack's own setting).
+    `noisy` marks a figure taken in conditions that make it untrustworthy (see
+    `convbench.measures.latency`). Values are raw: seconds, bytes, rates in [0, 1].
+    """
+
+    measure: str
+    value: float
+    unit: str = ""
+    stat: str = ""
+    role: str = ""
+    batch_size: int | None = None
+    attack: str = ""
+    direction: str = ""
+    sweep: str = ""
+    sweep_value: float | None = None
+    noisy: bool = False
+
+    def __post_init__(self) -> None:  # numpy scalars in, plain Python numbers stored
+        object.__setattr__(self, "value", float(self.value))
+        if self.batch_size is not None:
+            object.__setattr__(self, "batch_size", int(self.batch_size))
+        if self.sweep_value is not None:
+            object.__setattr__(self, "sweep_value", float(self.sweep_value))
+        object.__setattr__(self, "noisy", bool(self.noisy))
+
+    @property
+    def key(self) -> tuple:
+        return tuple(getattr(self, f) for f in METRIC_FIELDS)
+
+    @property
+    def label(self) -> str:
+        """A readable name: `latency.median[converted, bs32]`, `misclassification[original,
+        fgsm eps=0.1]`."""
+        name = f"{self.measure}.{self.stat}" if self.stat else self.measure
+        where = [self.role] if self.role else []
+        if self.batch_size is not None:
+            where.append(f"bs{self.batch_size}")
+        if self.attack:
+            where.append(self.attack + (" reverse" if self.direction == "reverse" else "")
+                         + (f" {self.sweep}={self.sweep_value:g}" if self.sweep else ""))
+        return f"{name}[{', '.join(where)}]" if where else name
+
+
+class Metrics(list):
+    """A cell's `Metric`s, queried by field (`find(measure="latency", role="original")`)."""
+
+    def add(self, measure: str, value: float, unit: str = "", **fields: Any) -> Metric:
+        m = Metric(measure, value, unit, **fields)
+        self.put(m)
+        return m
+
+    def put(self, m: Metric) -> None:
+        """Append `m`; one number per key (a second one would be ambiguous)."""
+        if any(o.key == m.key for o in self):
+            raise ValueError(f"metric {m.label} recorded twice")
+        self.append(m)
+
+    def extend(self, metrics) -> None:
+        for m in metrics:
+            self.put(m)
+
+    def find(self, **fields: Any) -> list[Metric]:
+        """Metrics whose given fields all equal the given values (the others free)."""
+        bad = set(fields) - set(METRIC_FIELDS) - {"noisy", "unit"}
+        if bad:
+            raise TypeError(f"Metric has no field {sorted(bad)[0]!r}")
+        return [m for m in self if all(getattr(m, k) == v for k, v in fields.items())]
+
+    def get(self, measure: str, default: float | None = None, **fields: Any) -> float | None:
+        """The value of the one metric with exactly these fields (unset ones at their
+        defaults), or `default` when there is none."""
+        want = Metric(measure, 0.0, **fields).key
+        return next((m.value for m in self if m.key == want), default)
+
+    def one(self, measure: str, **fields: Any) -> Metric | None:
+        want = Metric(measure, 0.0, **fields).key
+        return next((m for m in self if m.key == want), None)
+
+    def without(self, **fields: Any) -> "Metrics":
+        drop = {id(m) for m in self.find(**fields)}
+        return Metrics(m for m in self if id(m) not in drop)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one measure or attack of a cell went (`ok`, `failed`, `skipped`) and why: a cell
+    keeps its other numbers when one of them fails."""
+
+    kind: str  # "measure" or "attack"
+    name: str  # "latency", "memory", "fgsm", ...
+    status: Status
+    message: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class CellResult:
     """Everything one cell produced; numbers are raw (seconds, bytes, rates in [0, 1])."""
@@ -126,8 +235,31 @@ class CellResult:
     status: Status = Status.OK
     category: Category = Category.OK
     message: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
     info: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     started: float = 0.0
     finished: float = 0.0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def outcome(self, kind: str, name: str) -> Outcome | None:
+        return next((o for o in self.outcomes if o.kind == kind and o.name == name), None)
+
+
+@dataclass
+class StoredCell(CellResult):
+    """A cell as the store holds it: its result, the study it belongs to, the environment it
+    ran in and how many times it was started."""
+
+    study: str = ""
+    env_id: str | None = None
+    attempts: int = 1
+
+    @property
+    def id(self) -> str:
+        return self.key.id
+
+    @property
+    def name(self) -> str:
+        k = self.key
+        return f"{k.framework} {k.model} {k.dataset} -> {k.format} r{k.run}"

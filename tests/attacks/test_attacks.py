@@ -7,8 +7,8 @@ import torch
 from convbench.attacks import ATTACKS, AttackError, make_attack
 from convbench.attacks.targets import target_for
 from convbench.convert import convert
-from convbench.measures.robustness import both_correct, replay, run_attack
-from convbench.records import Artifact
+from convbench.attacks.protocol import both_correct, replay, run_attack
+from convbench.records import Artifact, Metrics
 from convbench.runtimes import open_runner
 
 IMAGE_ATTACKS = [("fgsm", {}), ("pgd", {"max_iter": 20}), ("boundary", {"max_iter": 20}),
@@ -46,6 +46,21 @@ def test_fgsm_respects_eps_and_sweeps(lenet):
     assert rates == sorted(rates) and rates[-1] > rates[0]
 
 
+@pytest.mark.parametrize("name", ["fgsm", "pgd"])
+def test_gradient_attacks_sweep_eps_on_the_same_inputs(lenet, name):
+    _, target, x, y = lenet
+    attack = make_attack({"name": name, "sweep": [0.05, 0.1], "max_iter": 5} if name == "pgd"
+                         else {"name": name, "sweep": [0.05, 0.1]})
+    [run] = run_attack(attack, target, target, x, y, 20, 0, False)
+    m = Metrics(run.metrics)
+    curve = [m.get("misclassification", role="original", attack=name, direction="forward",
+                   **({"sweep": "eps", "sweep_value": e} if e != 0.3 else {}))
+             for e in (0.05, 0.1, 0.3)]
+    assert None not in curve and curve == sorted(curve) and curve[-1] > curve[0]
+    assert m.get("perturbation", stat="linf_mean", attack=name, direction="forward",
+                 sweep="eps", sweep_value=0.05) <= 0.05 + 1e-6
+
+
 def test_fgsm_on_keras_uses_its_gradients(trained, digits_test):
     art = trained["keras"].artifact
     x, y = digits_test
@@ -71,10 +86,14 @@ def test_replay_on_the_same_function_does_not_diverge(lenet, tmp_path):
     with open_runner(onnx) as r:
         conv = target_for(onnx, r, 10, (1, 28, 28))
         for name, params in IMAGE_ATTACKS[:3]:
-            [(_, m, adv, _)] = run_attack(make_attack({"name": name, **params}), target, conv,
-                                         x, y, None, 0, False)[:1]
-            assert m["divergence"] == 0 and m["misclass_original"] == m["misclass_converted"]
-            assert m["abs_out_diff_mean"] < 1e-5
+            run = run_attack(make_attack({"name": name, **params}), target, conv,
+                             x, y, None, 0, False)[0]
+            m = Metrics(run.metrics)
+            where = {"attack": name, "direction": "forward"}
+            assert m.get("divergence", **where) == 0
+            assert m.get("misclassification", role="original", **where) == \
+                m.get("misclassification", role="converted", **where)
+            assert m.get("output_diff", stat="mean", **where) < 1e-5
 
 
 def test_replay_on_a_perturbed_model_diverges(lenet, tmp_path):
@@ -84,12 +103,17 @@ def test_replay_on_a_perturbed_model_diverges(lenet, tmp_path):
         conv = target_for(perturbed, r, 10, (1, 28, 28))
         outcomes = run_attack(make_attack({"name": "boundary", "max_iter": 30}), target, conv,
                               x, y, None, 0, False)
-    (d1, fwd, _, idx), (d2, rev, _, _) = outcomes
-    assert (d1, d2) == ("forward", "reverse") and len(idx) > 40
+    fwd, rev = outcomes
+    assert (fwd.direction, rev.direction) == ("forward", "reverse") and len(fwd.indices) > 40
+    f, r = Metrics(fwd.metrics), Metrics(rev.metrics)
     # Boundary's adversarial inputs sit on the original's decision boundary: moving the
     # boundary by rounding the weights flips some of them
-    assert fwd["divergence"] > 0 and fwd["divergence_rate"] == fwd["divergence"] / len(idx)
-    assert rev["misclass_converted"] == 1.0 and "misclass_original" in rev
+    assert f.get("divergence", attack="boundary", direction="forward") > 0
+    assert f.get("inputs", attack="boundary", direction="forward") == len(fwd.indices)
+    # reverse: crafted on the converted model (which it fools), replayed on the original
+    rv = {"attack": "boundary", "direction": "reverse"}
+    assert r.get("misclassification", role="converted", **rv) == 1.0
+    assert r.get("misclassification", role="original", **rv) is not None
 
 
 def test_replay_metrics_by_hand():
@@ -106,12 +130,16 @@ def test_replay_metrics_by_hand():
     x = np.zeros((4, 1, 2, 2))
     x_adv = x.copy()
     x_adv[0, 0, 0, 0] = 0.3
-    m = replay(x, x_adv, y, a, b, text=False)
-    assert m["misclass_original"] == 0.5 and m["misclass_converted"] == 0.75
-    assert m["divergence"] == 1 and m["divergence_rate"] == 0.25
-    assert m["abs_out_diff_mean"] == pytest.approx(0.4 * 2 / 8)
-    assert m["perturbation_linf_mean"] == pytest.approx(0.3 / 4)
-    assert m["perturbation_l2_mean"] == pytest.approx(0.3 / 4)
+    m = Metrics(replay(x, x_adv, y, a, b, text=False))
+    assert m.get("misclassification", role="original") == 0.5
+    assert m.get("misclassification", role="converted") == 0.75
+    assert m.get("divergence") == 1 and m.get("inputs") == 4
+    # input 1: only the original is right; none the other way: McNemar on one pair
+    assert m.get("correct_only", role="original") == 1
+    assert m.get("correct_only", role="converted") == 0 and m.get("mcnemar") == 1.0
+    assert m.get("output_diff", stat="mean") == pytest.approx(0.4 * 2 / 8)
+    assert m.get("perturbation", stat="linf_mean") == pytest.approx(0.3 / 4)
+    assert m.get("perturbation", stat="l2_mean") == pytest.approx(0.3 / 4)
 
 
 def test_both_correct_selection_is_seeded(lenet):

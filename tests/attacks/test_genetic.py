@@ -89,11 +89,14 @@ def test_text_cells_with_the_genetic_attack_in_both_frameworks_and_formats(tmp_p
         cells = list(store.cells())
     assert [r.status.value for r in results] == ["ok"] * 4, [r.message for r in results]
     for c in cells:
-        m, status = c["metrics"], c["info"]["attacks"]
-        assert status["genetic"]["status"] == "ok" and status["fgsm"]["status"] == "skipped"
-        assert m["genetic_n"] > 0 and m["genetic_reverse_n"] == m["genetic_n"]
-        assert 0 <= m["genetic_substitution_rate_mean"] <= 0.2
-        for ex in status["genetic"]["examples"]:
+        m = c.metrics
+        assert c.outcome("attack", "genetic").status.value == "ok"
+        assert c.outcome("attack", "fgsm").status.value == "skipped"
+        n = m.get("inputs", attack="genetic", direction="forward")
+        assert n > 0 and m.get("inputs", attack="genetic", direction="reverse") == n
+        assert 0 <= m.get("substitution", stat="mean", attack="genetic",
+                          direction="forward") <= 0.2
+        for ex in c.info["attack_examples"]["genetic"]:
             assert ex["original"] != ex["adversarial"] and "<pad>" not in ex["adversarial"]
-    twin = [c for c in cells if c["framework"] == "keras" and c["format"] == "coreml"][0]
-    assert twin["artifacts"]["converted"]["meta"]["route"] == "keras-weights-in-torch-twin"
+    twin = [c for c in cells if (c.key.framework, c.key.format) == ("keras", "coreml")][0]
+    assert twin.artifacts["converted"].meta["route"] == "keras-weights-in-torch-twin"

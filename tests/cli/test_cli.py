@@ -36,12 +36,27 @@ def test_assess_a_torch_model_defined_outside_the_zoo(tmp_path, capsys):
     assert rc == 0
     assert "torch tiny.pt digits -> onnx" in capsys.readouterr().out
     assert main(["results", "--store", str(store), "--format", "json"]) == 0
-    [cell] = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    assert (out["schema"], out["version"]) == ("convbench.results", 2)
+    [cell] = out["cells"]
     assert (cell["framework"], cell["model"], cell["format"], cell["runtime"], cell["status"]) == (
         "torch", "tiny.pt", "onnx", "onnxruntime", "ok")
-    m = cell["metrics"]
-    assert m["n"] == 200 and m["label_flips"] == 0 and m["abs_err_max"] < 1e-5
-    assert m["peak_rss_bytes_converted"] > 0 and m["latency_median_s_bs16_original"] > 0
+    assert _value(cell, "inputs") == 200 and _value(cell, "label_flips") == 0
+    assert _value(cell, "abs_err", stat="max") < 1e-5
+    assert _value(cell, "memory", stat="peak", role="converted") > 0
+    assert _value(cell, "latency", stat="median", role="original", batch_size=16) > 0
+    lat = [m for m in cell["metrics"] if m["measure"] == "latency"]
+    assert {m["unit"] for m in lat if m["stat"] == "median"} == {"s"}
+    assert all(isinstance(m["noisy"], bool) for m in lat)
+
+
+def _value(cell: dict, measure: str, **fields):
+    """The value of the one JSON metric with these fields (the unnamed ones at their empty
+    defaults), as a user reading `convbench results --format json` would find it."""
+    want = {"stat": "", "role": "", "batch_size": None, "attack": "", "direction": "",
+            "sweep": "", "sweep_value": None, **fields, "measure": measure}
+    [m] = [m for m in cell["metrics"] if all(m[k] == v for k, v in want.items())]
+    return m["value"]
 
 
 def test_assess_a_keras_model(trained, tmp_path, capsys):
@@ -49,10 +64,16 @@ def test_assess_a_keras_model(trained, tmp_path, capsys):
                "--dataset", "digits", "--n", "100", "--batch-sizes", "4", "--no-memory",
                "--store", str(tmp_path / "s.db")])
     assert rc == 0
+    capsys.readouterr()
     main(["results", "--store", str(tmp_path / "s.db"), "--format", "csv"])
-    header, row = capsys.readouterr().out.strip().splitlines()[-2:]
-    values = dict(zip(header.split(","), row.split(",")))
-    assert values["status"] == "ok" and float(values["label_flips"]) == 0
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    flips = [r for r in rows if r["measure"] == "label_flips"]
+    assert len(flips) == 1 and flips[0]["status"] == "ok" and float(flips[0]["value"]) == 0
+    lat = [r for r in rows if r["measure"] == "latency" and r["stat"] == "median"]
+    assert {(r["role"], r["batch_size"]) for r in lat} == {("original", "4"), ("converted", "4")}
 
 
 def test_assess_refuses_a_pickled_module(tmp_path, capsys):
@@ -105,10 +126,13 @@ def test_assess_with_attacks(trained, tmp_path, capsys):
     assert rc == 0
     assert "fgsm " in capsys.readouterr().out  # the RQ3 column
     main(["results", "--store", str(tmp_path / "s.db"), "--format", "json"])
-    [cell] = json.loads(capsys.readouterr().out)
-    m = cell["metrics"]
-    assert m["fgsm_n"] == 20 and m["hopskipjump_reverse_n"] == 20
-    assert m["hopskipjump_misclass_original"] > 0.5
+    [cell] = json.loads(capsys.readouterr().out)["cells"]
+    assert _value(cell, "inputs", attack="fgsm", direction="forward") == 20
+    assert _value(cell, "inputs", attack="hopskipjump", direction="reverse") == 20
+    assert _value(cell, "misclassification", role="original", attack="hopskipjump",
+                  direction="forward") > 0.5
+    assert [(o["name"], o["status"]) for o in cell["outcomes"]] == [("fgsm", "ok"),
+                                                                   ("hopskipjump", "ok")]
 
 
 def test_a_study_with_missing_data_is_refused_before_any_work(tmp_path, capsys):

@@ -15,6 +15,7 @@ from convbench.runtimes import open_runner
 from convbench.training import preset_config, train
 from convbench.training.run import dataset_for
 
+FP16_REL = 1e-2  # fp16 rounds to 2^-11 relative; 20 such steps accumulated through a network
 IMAGE = [("lenet5", "digits"), ("resnet18", "digits"), ("vgg16", "digits")]
 TEXT = [("lstm", "imdb"), ("gru", "imdb")]
 
@@ -53,12 +54,18 @@ def _check(src, conv, x, target):
     rel = np.abs(got - ref).max() / np.abs(ref).max()
     agree = (got.argmax(1) == ref.argmax(1)).mean()
     if target == "coreml":  # FP16 program: fp16 rounding bounds, labels kept
-        assert rel < 1e-2, rel
+        assert rel < FP16_REL, rel
+        # Labels that could flip are fixed before looking at the program's outputs: those
+        # whose two top reference outputs are within twice the fp16 tolerance of that
+        # sample's own scale (fp16 rounds relative to each value). Every other label must
+        # stay; this is not implied by the bound above, which is relative to the largest
+        # output of the whole set.
         top2 = np.sort(ref, axis=1)[:, -2:]
-        decided = (top2[:, 1] - top2[:, 0]) > 2 * np.abs(got - ref).max()
-        # a label may flip only where the reference itself is within fp16 error of a tie
-        assert (got.argmax(1) == ref.argmax(1))[decided].all()
-        assert agree >= 0.999, (agree, (~decided).sum())
+        scale = np.abs(ref).max(1)
+        could_flip = (top2[:, 1] - top2[:, 0]) <= 2 * FP16_REL * scale
+        flipped = got.argmax(1) != ref.argmax(1)
+        assert not (flipped & ~could_flip).any(), np.flatnonzero(flipped & ~could_flip)
+        assert agree >= 0.999, (agree, could_flip.sum())
     else:
         assert rel <= 1e-5, rel
         assert agree == 1.0

@@ -8,11 +8,13 @@ import tempfile
 import numpy as np
 import pytest
 
-from convbench.records import Artifact, Category, CellKey, CellResult, Status
+from convbench.records import Artifact, Outcome, Status
 from convbench.report import build_report
 from convbench.report.findings import FINDINGS
 from convbench.report.stats import wilcoxon_paired, wilson
 from convbench.store import Store
+
+from cells import cell, failed
 
 LAT_O = [0.010, 0.011, 0.012, 0.010, 0.013, 0.011]
 LAT_C = [0.005, 0.006, 0.005, 0.006, 0.005, 0.007]
@@ -20,30 +22,25 @@ LAT_C = [0.005, 0.006, 0.005, 0.006, 0.005, 0.007]
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    """Six runs of one cell with known numbers, and one failed cell."""
+    """Six runs of one cell with known numbers, one failed cell, one failed attack."""
     d = tmp_path_factory.mktemp("synthetic")
     f = d / "m.onnx"
     f.write_bytes(b"x" * 2048)
     with Store(d / "s.db") as store:
         for run in range(6):
-            r = CellResult(CellKey("torch", "lenet5", "mnist", "onnx", "onnxruntime", run, "h"))
-            r.metrics = {"n": 1000, "accuracy_original": 0.98 + run / 1000,
-                         "accuracy_converted": 0.98 + run / 1000, "mcnemar_p": 1.0,
-                         "label_flips": float(run), "abs_err_mean": 1e-7, "abs_err_p99": 1e-6,
-                         "abs_err_max": 2e-6, "bitwise_mismatch_rate": 0.5, "accuracy_delta": 0,
-                         "size_bytes_original": 4096, "size_bytes_converted": 2048,
-                         "latency_median_s_bs1_original": LAT_O[run] / 10,
-                         "latency_median_s_bs1_converted": LAT_C[run] / 10,
-                         "latency_median_s_bs128_original": LAT_O[run],
-                         "latency_median_s_bs128_converted": LAT_C[run],
-                         "fgsm_n": 100, "fgsm_misclass_original": 0.4, "fgsm_misclass_converted":
-                         0.4, "fgsm_divergence": 0, "fgsm_divergence_rate": 0.0,
-                         "fgsm_abs_out_diff_mean": 0.0}
-            r.artifacts = {"converted": Artifact.from_path("onnx", f, holds="ONNX graph")}
+            r = cell(run=run, acc=(0.98 + run / 1000,) * 2, flips=run,
+                     latency={1: ((LAT_O[run] / 10,) * 3 + (False,),
+                                  (LAT_C[run] / 10,) * 3 + (run == 0,)),
+                              128: ((LAT_O[run],) * 3 + (False,), (LAT_C[run],) * 3 + (False,))},
+                     attacks={"fgsm": {"n": 100, "miss": (0.4, 0.4), "only": (0, 0), "div": 0,
+                                       "params": {"eps": 0.3},
+                                       "sweep": {0.1: (0.1, 0.1), 0.2: (0.25, 0.3)}}},
+                     artifact=Artifact.from_path("onnx", f, holds="ONNX graph"))
+            if run == 0:
+                r.outcomes.append(Outcome("attack", "boundary", Status.FAILED, "boundary boom"))
+                r.outcomes.append(Outcome("measure", "memory", Status.FAILED, "probe boom"))
             store.put(r, "synthetic")
-        store.put(CellResult(CellKey("keras", "lstm", "imdb", "coreml", "coreml", 0, "h"),
-                             Status.FAILED, Category.CONVERTER_CRASH, "IndexError: boom"),
-                  "synthetic")
+        store.put(failed(), "synthetic")
     return d / "s.db", d
 
 
@@ -56,20 +53,43 @@ def test_numbers_equal_the_stores(synthetic):
     assert f"{acc:.4f} [{lo:.4f}, {hi:.4f}]" in text
     assert f"{np.mean(range(6)):.1f} ± {np.std(range(6), ddof=1):.1f}" in text  # flips
     assert "4.0 KB" in text and "2.0 KB" in text and "ONNX graph" in text
-    b128 = f"b128: {np.mean(LAT_O) * 1e3:.2f} ± {np.std(LAT_O, ddof=1) * 1e3:.2f} -> "
+    b128 = f"b128: {np.mean(LAT_O) * 1e3:.1f} ± {np.std(LAT_O, ddof=1) * 1e3:.2f} -> "
     assert b128 in text
+    assert f"b1: {np.mean(LAT_O) * 1e2:.3g} ± " in text and "* ->" not in text
+    # one converted figure at batch 1 was noisy: the cell's figure is marked, and listed
+    assert f"{np.mean(LAT_C) * 1e2:.3g} ± {np.std(LAT_C, ddof=1) * 1e2:.3g}*" in text
+    assert "| torch lenet5 mnist -> onnx run 0 | converted | 1 |" in text
     w = wilcoxon_paired(LAT_O, LAT_C)
-    assert f"| {w['p']:.3g} | {w['effect']:+.2f} | significant |" in text
-    assert "| fgsm | 100 ± 0 | 40.0% ± 0.0% | 40.0% ± 0.0% | 0.0 ± 0.0 | 0.0% ± 0.0% |" in text
+    assert f"| 128 | 6 | {w['p']:.3g} | {w['effect']:+.2f} | significant |" in text
+    assert "| fgsm | 100 ± 0 | 40.0% ± 0.0% | 40.0% ± 0.0% | 0.0 ± 0.0 | 1 |" in text
     assert "| failed | converter_crash | 1 |" in text and "IndexError: boom" in text
-    for title, _, _ in FINDINGS:
-        assert title in text
-    for section in ("RQ1", "RQ2", "RQ3", "The study beside convbench", "Conversion outcomes",
+    assert "| attack | boundary | failed | boundary boom |" in text
+    assert "| measure | memory | failed | probe boom |" in text
+    for check in FINDINGS:
+        assert check([]).title in text
+    for section in ("RQ1", "RQ2", "RQ3", "The study beside convbench", "Outcomes",
                     "Environment"):
         assert f"## {section}" in text
-    for fig in ("accuracy", "errors", "latency", "size", "divergence"):
+    for fig in ("accuracy", "errors", "latency", "size", "divergence", "robustness-fgsm"):
         assert (d / "out" / "figures" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
         assert f"figures/{fig}.png" in text
+
+
+def test_every_sweep_is_a_robustness_curve(synthetic, monkeypatch):
+    from convbench.report import build as report_build
+
+    curves = {}
+
+    def spy(series, xlabel, ylabel, **kw):
+        curves[xlabel] = series
+        return b"\x89PNG"
+
+    monkeypatch.setattr(report_build.plots, "paired_lines", spy)
+    db, d = synthetic
+    build_report(db, d / "spy")
+    [(x, orig, conv)] = curves["fgsm eps"].values()
+    assert x == [0.1, 0.2, 0.3]  # the sweep and the attack's own eps
+    assert orig == pytest.approx([0.1, 0.25, 0.4]) and conv == pytest.approx([0.1, 0.3, 0.4])
 
 
 def test_statistics():
@@ -122,7 +142,14 @@ def test_demo_writes_the_report(tmp_path, monkeypatch, capsys):
     from convbench.cli.main import main
 
     assert main(["demo"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "report: " in out and (tmp_path / "convbench-report" / "report.html").exists()
     md = (tmp_path / "convbench-report" / "report.md").read_text()
     assert "torch lenet5 digits -> coreml" in md and "| fgsm |" in md
+    # nothing but the table and the report's path on the console: the frameworks' chatter
+    # (TensorFlow start-up, exporter warnings, coremltools' progress bars) is in the logs
+    out_lines = [line for line in out.splitlines() if line.strip()]
+    assert out_lines[0].startswith("cell ") and out_lines[-1].startswith("report: ")
+    for chatter in ("oneDNN", "absl", "Converting PyTorch Frontend", "Running MIL",
+                    "torchvision", "WARNING"):
+        assert chatter not in out and chatter not in err, chatter

@@ -13,7 +13,7 @@ import psutil
 import pytest
 import yaml
 
-from convbench.records import Category
+from convbench.records import Category, Metrics
 from convbench.store import Store
 from convbench.study import parse_spec, plan, run_study
 from convbench.study.executor import Limits
@@ -34,9 +34,13 @@ def test_local_executor_isolates_cells_and_keeps_logs(tmp_path):
         results = run_study(cells, store, executor="local", workers=2)
         stored = list(store.cells())
     assert sorted(r.status.value for r in results) == ["ok", "ok"]
-    assert {c["framework"] for c in stored} == {"torch", "keras"}
+    assert {c.key.framework for c in stored} == {"torch", "keras"}
     for c in stored:
-        assert os.path.exists(c["info"]["log"]) and c["metrics"]["n"] == 80
+        assert os.path.exists(c.info["log"]) and c.metrics.get("inputs") == 80
+    # the two cells ran at once, but never timed at once (the machine's timing lock)
+    (a0, a1), (b0, b1) = sorted((c.info["cost"]["timed_from"], c.info["cost"]["timed_to"])
+                                for c in stored)
+    assert b0 >= a1
 
 
 def test_a_cell_past_its_time_limit_is_stopped_and_the_study_goes_on(tmp_path):
@@ -45,10 +49,18 @@ def test_a_cell_past_its_time_limit_is_stopped_and_the_study_goes_on(tmp_path):
     with Store(tmp_path / "s.db") as store:
         results = run_study(slow + fast, store, executor="local", workers=2,
                             limits=Limits(seconds=20))
+        stored = {c.key.format: c for c in store.cells()}
     by_format = {r.key.format: r for r in results}
     assert by_format["onnx"].category is Category.TIMEOUT
     assert "time limit of 20 s" in by_format["onnx"].message
     assert by_format["coreml"].status.value == "ok"
+    # the slow cell kept the machine busy training: the fast one's timing was put off, not
+    # waited for (its own time limit counts), and done at the end of the study, alone
+    [deferred] = {o.message for o in by_format["coreml"].outcomes}
+    assert deferred.startswith("deferred")
+    fast = stored["coreml"]
+    assert fast.metrics.get("latency", stat="median", role="converted", batch_size=1) > 0
+    assert not fast.outcomes and fast.info["cost"]["lock_wait_s"] < 5
 
 
 def test_a_cell_over_its_memory_limit_is_recorded(tmp_path):
@@ -83,18 +95,20 @@ def test_a_cell_whose_process_dies_is_recorded_as_a_crash(tmp_path):
 
 
 def test_rerunning_a_cell_with_its_seed_gives_the_same_metrics(tmp_path, monkeypatch):
-    timing = ("latency", "load_s", "convert_s", "train_s")
+    timing = ("latency", "load_time", "convert_time", "train_time")
     runs = []
     for i in range(2):
         monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path / f"cache{i}"))  # retrain afresh
         with Store(tmp_path / f"s{i}.db") as store:
             [r] = run_study(_cells(), store)
-        runs.append({k: v for k, v in r.metrics.items() if not k.startswith(timing)})
-    assert runs[0] == runs[1] and runs[0]["accuracy_original"] > 0
+        runs.append([m for m in r.metrics if m.measure not in timing])
+    assert runs[0] == runs[1] and Metrics(runs[0]).get("accuracy", role="original") > 0
 
 
-def test_killing_the_study_never_loses_or_duplicates_a_cell(tmp_path):
-    """SIGKILL the study process at random moments, 20 times; each rerun resumes."""
+def test_killing_the_study_never_loses_or_reruns_a_finished_cell(tmp_path):
+    """SIGKILL the study process at random moments while it runs; each rerun resumes. A cell
+    finished before a kill keeps its start time and attempt count through every later run;
+    cells killed half-way are started again."""
     import random
 
     spec = {**SPEC, "models": [{"model": "lenet5", "dataset": "digits", "options": {"width": w}}
@@ -106,30 +120,48 @@ def test_killing_the_study_never_loses_or_duplicates_a_cell(tmp_path):
     cmd = [sys.executable, "-m", "convbench", "run", str(path), "--store", str(db)]
     env = {**os.environ, "CONVBENCH_CACHE": str(tmp_path / "cache")}
     rng = random.Random(0)
-    seen: set[str] = set()
-    for _ in range(20):
+    finished: dict[str, tuple[float, int]] = {}
+    kills = interrupted = 0
+    while kills < 25:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         time.sleep(rng.uniform(1.0, 6.0))
+        if proc.poll() is not None:
+            break  # the study finished before this kill
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        seen = _check(db, seen)
+        kills += 1
+        finished, unfinished = _check(db, finished)
+        if len(finished) == 8:
+            break  # killed after its last cell (printing its table): not mid-study
+        interrupted += unfinished > 0
     subprocess.run(cmd, env=env, check=True, capture_output=True)
-    assert len(_check(db, seen)) == 8
+    finished, unfinished = _check(db, finished)
+    assert len(finished) == 8 and unfinished == 0
+    # the kills landed mid-study, several of them in the middle of a cell, whose rerun then
+    # counts a second attempt
+    assert kills >= 5 and interrupted >= 3, (kills, interrupted)
+    assert any(attempts > 1 for _, attempts in finished.values())
 
 
-def _check(db, before: set[str]) -> set[str]:
+def _check(db, before: dict[str, tuple[float, int]]) -> tuple[dict, int]:
+    """Finished cells {id: (started, attempts)}, checked against those finished `before`, and
+    how many cells were started but not finished."""
     if not db.exists():
-        return before
+        return before, 0
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    ids = [r[0] for r in conn.execute("SELECT id FROM cells")]
+    now = {i: (t, a) for i, t, a in conn.execute("SELECT id, started, attempts FROM cells")}
     orphans = conn.execute("SELECT count(*) FROM metrics WHERE cell_id NOT IN "
                            "(SELECT id FROM cells)").fetchone()[0]
+    unfinished = conn.execute("SELECT count(DISTINCT cell_id) FROM attempts WHERE cell_id NOT "
+                              "IN (SELECT id FROM cells)").fetchone()[0]
     conn.close()
-    assert len(ids) == len(set(ids)) and orphans == 0
-    assert before <= set(ids), "a finished cell was lost"
-    return set(ids)
+    assert orphans == 0
+    for cell_id, seen in before.items():
+        assert cell_id in now, "a finished cell was lost"
+        assert now[cell_id] == seen, "a finished cell was run again"
+    return now, unfinished
 
 
 def test_ray_executor_runs_cells_as_tasks_on_a_local_ray(tmp_path):
@@ -140,7 +172,7 @@ def test_ray_executor_runs_cells_as_tasks_on_a_local_ray(tmp_path):
                             limits=Limits(seconds=600))
         stored = list(store.cells())
     assert sorted(r.status.value for r in results) == ["ok", "ok"]
-    assert len(stored) == 2 and all(os.path.exists(c["info"]["log"]) for c in stored)
+    assert len(stored) == 2 and all(os.path.exists(c.info["log"]) for c in stored)
 
 
 def test_parallel_cells_share_one_training_of_their_original(tmp_path, monkeypatch):
@@ -150,6 +182,6 @@ def test_parallel_cells_share_one_training_of_their_original(tmp_path, monkeypat
         results = run_study(cells, store, executor="local", workers=2)
         stored = list(store.cells())
     assert [r.status.value for r in results] == ["ok", "ok"]
-    shas = {c["artifacts"]["original"]["sha256"] for c in stored}
+    shas = {c.artifacts["original"].sha256 for c in stored}
     assert len(shas) == 1
     assert sum(1 for r in results if not r.info["train"].get("cached")) == 1

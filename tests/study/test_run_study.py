@@ -1,5 +1,7 @@
 """A small study end to end: cells run, get stored, and are skipped when run again."""
 
+from pathlib import Path
+
 from convbench.records import Category, CellKey
 from convbench.store import Store
 from convbench.study import parse_spec, plan, run_study
@@ -21,11 +23,13 @@ def test_study_runs_stores_and_resumes(tmp_path):
         stored = list(store.cells())
     assert len(stored) == 2
     for c in stored:
-        m = c["metrics"]
-        assert m["n"] == 100 and m["label_flips"] == 0
-        assert m["abs_err_max"] < 1e-5
-        assert m["size_bytes_original"] > 0 and m["latency_median_s_bs8_converted"] > 0
-        assert c["info"]["conversion"]["converter"] == f"onnx_from_{c['framework']}"
+        m = c.metrics
+        assert m.get("inputs") == 100 and m.get("label_flips") == 0
+        assert m.get("abs_err", stat="max") < 1e-5
+        assert m.get("size", role="original") > 0
+        assert m.get("latency", stat="median", role="converted", batch_size=8) > 0
+        assert c.info["conversion"]["converter"] == f"onnx_from_{c.key.framework}"
+        assert c.attempts == 1 and Path(c.info["log"]).exists()
 
 
 def test_missing_dataset_fails_the_cell_not_the_study(tmp_path):
@@ -58,15 +62,19 @@ def test_a_cell_with_attacks_stores_rq3_and_adversarial_inputs(tmp_path):
     with Store(tmp_path / "s.db") as store:
         [result] = run_study(plan(spec), store)
         [cell] = list(store.cells())
-    m = cell["metrics"]
-    assert m["fgsm_n"] == 30 and m["fgsm_misclass_original"] > 0.2
-    assert m["fgsm_divergence"] == 0 and "fgsm_eps0.1_misclass_converted" in m
-    assert 0 < m["fgsm_perturbation_linf_mean"] <= 0.3 + 1e-6
-    status = cell["info"]["attacks"]
-    assert status["fgsm"]["status"] == "ok" and status["fgsm"]["params"]["eps"] == 0.3
-    assert status["genetic"]["status"] == "skipped"  # a text attack on an image model
-    saved = cell["artifacts"]["adversarial_fgsm"]
-    with np.load(saved["path"]) as z:
+    m = cell.metrics
+    fw = {"attack": "fgsm", "direction": "forward"}
+    assert m.get("inputs", **fw) == 30 and m.get("misclassification", role="original", **fw) > 0.2
+    assert m.get("divergence", **fw) == 0
+    assert m.get("misclassification", role="converted", sweep="eps", sweep_value=0.1,
+                 **fw) is not None
+    assert 0 < m.get("perturbation", stat="linf_mean", **fw) <= 0.3 + 1e-6
+    fgsm = cell.outcome("attack", "fgsm")
+    assert fgsm.status.value == "ok" and fgsm.params["eps"] == 0.3
+    genetic = cell.outcome("attack", "genetic")
+    assert genetic.status.value == "skipped" and "text" in genetic.message
+    saved = cell.artifacts["adversarial_fgsm"]
+    with np.load(saved.path) as z:
         assert z["x_adv"].shape == (30, 1, 28, 28) and len(z["indices"]) == 30
 
 
@@ -79,3 +87,32 @@ def test_attack_names_and_parameters_are_checked_in_the_spec():
         parse_spec({**SPEC, "attacks": ["fgms"]})
     with pytest.raises(SpecError, match="no parameter 'max_iters'"):
         parse_spec({**SPEC, "attacks": [{"name": "pgd", "max_iters": 3}]})
+
+
+def test_retry_noisy_times_again_only_the_noisy_cells_cost(tmp_path):
+    import sqlite3
+
+    spec = parse_spec({**SPEC, "frameworks": ["torch"]})
+    cells = plan(spec)
+    db = tmp_path / "s.db"
+    with Store(db) as store:
+        run_study(cells, store, "t")
+        [before] = list(store.cells())
+    conn = sqlite3.connect(db)  # as if another process had competed for the CPUs
+    with conn:
+        conn.execute("UPDATE metrics SET noisy = 1, value = value * 50 WHERE measure = "
+                     "'latency' AND stat = 'median'")
+    conn.close()
+    with Store(db) as store:
+        assert run_study(cells, store, "t", retry_noisy=True) == []  # no cell reruns
+        [after] = list(store.cells())
+    lat = after.metrics.find(measure="latency", stat="median")
+    assert len(lat) == 4 and not any(m.noisy for m in lat)
+    for m in lat:  # timed again: back near the first figures, not 50 times them
+        first = before.metrics.get("latency", stat="median", role=m.role,
+                                   batch_size=m.batch_size)
+        assert m.value < 10 * first
+    assert after.started == before.started and after.attempts == before.attempts
+    cost = ("latency", "load_time", "memory")  # taken again together, in fresh processes
+    assert [m for m in after.metrics if m.measure not in cost] == \
+        [m for m in before.metrics if m.measure not in cost]

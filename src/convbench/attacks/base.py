@@ -72,14 +72,17 @@ class Attack:
     needs: ClassVar[str]  # "gradients" or "predict"
     kind: ClassVar[str] = "image"
     defaults: ClassVar[dict[str, Any]] = {}
+    #: the parameter a robustness curve varies (its extra values in the `sweep` parameter)
+    sweep_param: ClassVar[str | None] = None
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.defaults)
+        accepted = set(self.defaults) | ({"sweep"} if self.sweep_param else set())
+        unknown = set(params) - accepted
         if unknown:
             bad = sorted(unknown)[0]
             raise AttackError(f"attack {self.name!r} has no parameter {bad!r}."
-                              f"{suggest(bad, list(self.defaults))} Its parameters: "
-                              f"{', '.join(sorted(self.defaults))}")
+                              f"{suggest(bad, sorted(accepted))} Its parameters: "
+                              f"{', '.join(sorted(accepted))}")
         self.params = {**self.defaults, **params}
 
     def applicable(self, target: Target, kind: str) -> tuple[bool, str]:
@@ -94,9 +97,10 @@ class Attack:
         """Adversarial versions of `x` (true labels `y`) against `target`."""
         raise NotImplementedError
 
-    def sweep(self) -> list[tuple[str, dict[str, Any]]]:
-        """Extra (label, parameter overrides) points of a robustness curve; none by default."""
-        return []
+    def sweep(self) -> list[float]:
+        """Extra values of `sweep_param` for a robustness curve (measured on the same inputs
+        as the attack's own setting); none unless the spec lists them in `sweep`."""
+        return [float(v) for v in self.params.get("sweep", [])] if self.sweep_param else []
 
 
 class ArtAttack(Attack):

@@ -1,4 +1,4 @@
-"""White-box gradient attacks (ART): FGSM with an eps sweep, and PGD (L-inf)."""
+"""White-box gradient attacks (ART): FGSM and PGD (L-inf), each with an optional eps sweep."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ class Fgsm(ArtAttack):
 
     name, needs = "fgsm", "gradients"
     defaults = {"eps": 0.3, "sweep": [], "batch_size": 128}
-
-    def sweep(self):
-        return [(f"eps{eps:g}", {"eps": eps}) for eps in self.params["sweep"]]
+    sweep_param = "eps"
 
     def build(self, estimator, eps: float | None = None):
         from art.attacks.evasion import FastGradientMethod
@@ -26,13 +24,18 @@ class Fgsm(ArtAttack):
 
 
 class Pgd(ArtAttack):
-    """Projected Gradient Descent, L-inf (Madry et al.), with a random start."""
+    """Projected Gradient Descent, L-inf (Madry et al.), with a random start; `sweep` lists
+    extra eps values of a robustness curve."""
 
     name, needs = "pgd", "gradients"
     defaults = {"eps": 0.3, "eps_step": 0.01, "max_iter": 40, "num_random_init": 1,
                 "batch_size": 128}
+    sweep_param = "eps"
 
-    def build(self, estimator):
+    def build(self, estimator, eps: float | None = None):
         from art.attacks.evasion import ProjectedGradientDescent
 
-        return ProjectedGradientDescent(estimator, norm=np.inf, verbose=False, **self.params)
+        params = {k: v for k, v in self.params.items() if k != "sweep"}
+        if eps is not None:
+            params["eps"] = eps
+        return ProjectedGradientDescent(estimator, norm=np.inf, verbose=False, **params)

@@ -58,12 +58,17 @@ def _convert_options(args, fmt: str) -> dict:
 
 
 def assess(args) -> int:
+    from convbench.attacks import make_attack
+    from convbench.attacks.protocol import attack_cell
+    from convbench.cli.study_cmds import coreml_options
     from convbench.convert import resolve_target
+    from convbench.data.base import cache_dir
     from convbench.models import to_layout
+    from convbench.progress import listening
     from convbench.runtimes import default_runtime
     from convbench.store import Store
-    from convbench.study.attack_cell import attack_cell
     from convbench.study.cell import MeasureOptions, convert_and_compare, guarded
+    from convbench.study.display import StudyDisplay, console_stream, output_to
 
     path = Path(args.model)
     if not path.exists():
@@ -76,37 +81,41 @@ def assess(args) -> int:
             "holds": "user model file", "factory": args.factory}
     original = Artifact.from_path(args.framework, path, **meta)
     measures = MeasureOptions(latency_batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
-                              memory=not args.no_memory)
-    from convbench.attacks import make_attack
-    from convbench.cli.study_cmds import coreml_options
-
+                              memory=not args.no_memory, latency_wait=None)
     runtime_options = {"coreml": coreml_options(args)}
     if args.trust_model:
         runtime_options["keras"] = {"trust_model": True}
     attacks = [{"name": a, **make_attack(a).params} for a in args.attack.split(",") if a]
+    formats = [f.strip() for f in args.to.split(",") if f.strip()]
     cells = []
+    display = StudyDisplay(len(formats), "assess", console_stream())
     with Store(args.store) as store:
-        for fmt in [f.strip() for f in args.to.split(",") if f.strip()]:
-            digest = hashlib.sha256(json.dumps(
-                [original.sha256, fmt, _convert_options(args, resolve_target(fmt)[0]), args.n,
-                 args.dataset, runtime_options, attacks, args.attack_n],
-                sort_keys=True).encode()).hexdigest()[:16]
-            key = CellKey(args.framework, path.name, args.dataset, fmt,
-                          default_runtime(resolve_target(fmt)[0]),
-                          0, digest)
+        for fmt in formats:
             options = _convert_options(args, resolve_target(fmt)[0])
+            digest = hashlib.sha256(json.dumps(
+                [original.sha256, fmt, options, args.n, args.dataset, runtime_options, attacks,
+                 args.attack_n], sort_keys=True).encode()).hexdigest()[:16]
+            key = CellKey(args.framework, path.name, args.dataset, fmt,
+                          default_runtime(resolve_target(fmt)[0]), 0, digest)
+            log = str(cache_dir() / "logs" / f"{key.id}.log")
 
-            def body(r, options=options):
+            def body(r, options=options, log=log):
                 convert_and_compare(r, original, x, y, options, measures,
-                                    runtime_options=runtime_options)
+                                    runtime_options=runtime_options, log=log)
                 if attacks:
                     attack_cell(r, original, r.artifacts["converted"], x, y, attacks,
                                 args.attack_n, 0, ds.num_classes,
                                 getattr(ds, "vocabulary", lambda: None)(),
                                 runtime_options=runtime_options)
 
-            result = guarded(key, body)
+            store.begin(key.id)
+            display.start(key)
+            with output_to(log), listening(lambda text, k=key: display.step(k, text)):
+                result = guarded(key, body)
+            result.info["log"] = log
             store.put(result, "assess")
+            display.finish(result)
             cells += store.cells({key.id})
+    display.close()
     print(table(cells))
-    return 0 if all(c["status"] == "ok" for c in cells) else 1
+    return 0 if all(c.status.value == "ok" for c in cells) else 1

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common_store(p)
     _data_dir(p)
     p.add_argument("--force", action="store_true", help="rerun cells already in the store")
+    p.add_argument("--retry-noisy", action="store_true",
+                   help="time again the stored cells whose latency figures are marked noisy "
+                   "(only their latency is replaced)")
     p.add_argument("--executor", choices=["serial", "local", "ray"], default="serial",
                    help="serial: in this process; local: each cell in a process of its own; "
                    "ray: each cell a Ray task")

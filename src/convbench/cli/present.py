@@ -1,82 +1,93 @@
-"""Stored cells as a terminal table, CSV or JSON (numbers stored raw, formatted only here)."""
+"""Stored cells as a terminal table (numbers stored raw, formatted only here; every value found
+by its fields, never by parsing a name)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from typing import Any
-
 from convbench.formatting import format_value
+from convbench.records import Status, StoredCell
+from convbench.results import attack_names, headline_batch, on_interpreter
 
-# (header, metric, format)
+NOISY = "*"
+
+# (header, metric fields, format)
 COLUMNS = [
-    ("acc orig", "accuracy_original", "{:.4f}"),
-    ("acc conv", "accuracy_converted", "{:.4f}"),
-    ("flips", "label_flips", "{:.0f}"),
-    ("abs err max", "abs_err_max", "{:.2e}"),
-    ("bit-diff", "bitwise_mismatch_rate", "{:.1%}"),
-    ("McNemar p", "mcnemar_p", "{:.3f}"),
-    ("size orig", "size_bytes_original", "bytes"),
-    ("size conv", "size_bytes_converted", "bytes"),
-    ("ms/b32 orig", "latency_median_s_bs32_original", "ms"),
-    ("ms/b32 conv", "latency_median_s_bs32_converted", "ms"),
-    ("RSS orig", "peak_rss_bytes_original", "bytes"),
-    ("RSS conv", "peak_rss_bytes_converted", "bytes"),
-    ("convert s", "convert_s", "{:.2f}"),
+    ("acc orig", {"measure": "accuracy", "role": "original"}, "{:.4f}"),
+    ("acc conv", {"measure": "accuracy", "role": "converted"}, "{:.4f}"),
+    ("flips", {"measure": "label_flips"}, "{:.0f}"),
+    ("abs err max", {"measure": "abs_err", "stat": "max"}, "{:.2e}"),
+    ("bit-diff", {"measure": "bitwise_mismatch"}, "{:.1%}"),
+    ("McNemar p", {"measure": "mcnemar"}, "{:.3f}"),
+    ("size orig", {"measure": "size", "role": "original"}, "bytes"),
+    ("size conv", {"measure": "size", "role": "converted"}, "bytes"),
+    ("ms/b{B} orig", {"measure": "latency", "stat": "median", "role": "original"}, "ms"),
+    ("ms/b{B} conv", {"measure": "latency", "stat": "median", "role": "converted"}, "ms"),
+    ("RSS orig", {"measure": "memory", "stat": "peak", "role": "original"}, "bytes"),
+    ("RSS conv", {"measure": "memory", "stat": "peak", "role": "converted"}, "bytes"),
+    ("convert s", {"measure": "convert_time"}, "{:.2f}"),
 ]
 
 
-def _rq3(metrics: dict[str, float]) -> str:
-    """Per attack: misclassification original -> converted (divergent labels)."""
+def _value(c: StoredCell, fields: dict, fmt: str, batch: int | None) -> str:
+    if fields["measure"] == "latency":
+        if batch is None:
+            return "-"
+        fields = {**fields, "batch_size": batch}
+    m = c.metrics.one(**fields)
+    if m is None:
+        return "-"
+    return format_value(m.value, fmt) + (NOISY if m.noisy else "")
+
+
+def _attacks(c: StoredCell) -> str:
+    """Per attack: misclassification original -> converted (divergent labels), or how it
+    ended when it did not run."""
     parts = []
-    for key in sorted(metrics):
-        if key.endswith("_misclass_original") and "_reverse_" not in key \
-                and "_eps" not in key:
-            name = key[: -len("_misclass_original")]
-            conv = metrics.get(f"{name}_misclass_converted", 0)
-            div = metrics.get(f"{name}_divergence", 0)
-            parts.append(f"{name} {metrics[key]:.0%}->{conv:.0%} ({div:.0f})")
+    for name in attack_names(c):
+        o = c.outcome("attack", name)
+        if o is not None and o.status is not Status.OK:
+            parts.append(f"{name} {o.status.value}")
+            continue
+        where = {"attack": name, "direction": "forward"}
+        orig = c.metrics.get("misclassification", role="original", **where)
+        conv = c.metrics.get("misclassification", role="converted", **where)
+        div = c.metrics.get("divergence", **where)
+        if orig is not None and conv is not None:
+            parts.append(f"{name} {orig:.0%}->{conv:.0%} ({div or 0:.0f})")
     return ", ".join(parts) or "-"
 
 
-def _name(cell: dict[str, Any]) -> str:
-    c = cell
-    return f"{c['framework']} {c['model']} {c['dataset']} -> {c['format']} r{c['run']}"
-
-
-def table(cells: list[dict[str, Any]]) -> str:
+def table(cells: list[StoredCell]) -> str:
     if not cells:
         return "no results in this store yet"
-    head = ["cell", "status"] + [c[0] for c in COLUMNS] + ["attacks: miss orig->conv (div)"]
+    batch = headline_batch(cells)
+    head = ["cell", "status"] + [h.replace("{B}", str(batch or "")) for h, _, _ in COLUMNS] \
+        + ["attacks: miss orig->conv (div)"]
     rows = []
     for c in cells:
-        status = c["status"] if c["status"] == "ok" else f"{c['status']}: {c['category']}"
-        values = [format_value(c["metrics"].get(m), f) for _, m, f in COLUMNS]
-        rows.append([_name(c), status, *values, _rq3(c["metrics"])])
+        status = c.status.value if c.status is Status.OK else \
+            f"{c.status.value}: {c.category.value}"
+        rows.append([c.name, status, *[_value(c, f, fmt, batch) for _, f, fmt in COLUMNS],
+                     _attacks(c)])
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
-    failed = [c for c in cells if c["message"]]
-    for c in failed:
-        lines.append(f"{_name(c)}: {c['status']} ({c['category']}): {c['message'][:300]}")
+    lines += _notes(cells)
     return "\n".join(lines)
 
 
-def as_json(cells: list[dict[str, Any]]) -> str:
-    keep = ("id", "study", "framework", "model", "dataset", "format", "runtime", "run", "status",
-            "category", "message", "metrics")
-    return json.dumps([{k: c[k] for k in keep} for c in cells], indent=1)
-
-
-def as_csv(cells: list[dict[str, Any]]) -> str:
-    names = sorted({m for c in cells for m in c["metrics"]})
-    fixed = ["id", "framework", "model", "dataset", "format", "runtime", "run", "status",
-             "category"]
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(fixed + names)
+def _notes(cells: list[StoredCell]) -> list[str]:
+    out = []
+    if any(m.noisy for c in cells for m in c.metrics.find(measure="latency")):
+        out.append(f"{NOISY} noisy: timed while other work competed for the CPUs or with a wide "
+                   f"interval; `convbench run SPEC --retry-noisy` times such cells again")
+    if any(on_interpreter(c) for c in cells):
+        out.append("Core ML latency and memory here are convbench's interpreter's, not Apple's "
+                   "runtime's")
     for c in cells:
-        w.writerow([c[k] for k in fixed] + [c["metrics"].get(n, "") for n in names])
-    return buf.getvalue()
+        if c.message:
+            out.append(f"{c.name}: {c.status.value} ({c.category.value}): {c.message[:300]}")
+        for o in c.outcomes:
+            if o.status is Status.FAILED:
+                out.append(f"{c.name}: {o.kind} {o.name} failed: {o.message[:300]}")
+    return out

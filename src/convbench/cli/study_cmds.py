@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from convbench.cli.present import as_csv, as_json, table
+from convbench.cli.present import table
 from convbench.report import build_report
 from convbench.store import Store
 from convbench.study import SpecError, load_spec, parse_spec, plan, run_study
@@ -32,7 +32,7 @@ def _run(spec, store_path: str, data_dir=None, force: bool = False, **execution)
     print(table(mine))
     print(f"\n{len(mine)} cell(s) in {store_path}; `convbench results --store {store_path}` "
           f"shows them again")
-    return 0 if all(c["status"] != "failed" for c in mine) else 1
+    return 0 if all(c.status.value != "failed" for c in mine) else 1
 
 
 def preflight(cells) -> None:
@@ -76,7 +76,7 @@ def run(args) -> int:
     memory = int(args.memory_limit * 2 ** 30) if args.memory_limit else None
     return _run(spec, args.store, args.data_dir, args.force, executor=args.executor,
                 workers=args.workers, limits=Limits(args.time_limit, memory),
-                address=args.address)
+                address=args.address, retry_noisy=args.retry_noisy)
 
 
 def coreml_options(args) -> dict:
@@ -90,7 +90,9 @@ def coreml_options(args) -> dict:
 
 
 def results(args) -> int:
+    from convbench.results import to_csv, to_json
+
     with Store(args.store) as store:
         cells = list(store.cells())
-    print({"table": table, "csv": as_csv, "json": as_json}[args.format](cells))
+    print({"table": table, "csv": to_csv, "json": to_json}[args.format](cells))
     return 0

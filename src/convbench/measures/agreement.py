@@ -4,48 +4,64 @@ from __future__ import annotations
 
 import numpy as np
 
+from convbench.records import Metric
+
 
 def mcnemar_exact(a_correct: np.ndarray, b_correct: np.ndarray) -> float:
     """Two-sided exact McNemar p-value for paired correctness (1.0 when no pair disagrees)."""
+    return mcnemar_from_counts(int(np.sum(a_correct & ~b_correct)),
+                               int(np.sum(~a_correct & b_correct)))
+
+
+def mcnemar_from_counts(b: int, c: int) -> float:
+    """Exact McNemar p-value from the discordant counts (`b`: only the first is right, `c`:
+    only the second); counts pooled over cells give the pooled test."""
     from scipy.stats import binomtest
 
-    b = int(np.sum(a_correct & ~b_correct))
-    c = int(np.sum(~a_correct & b_correct))
-    return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+    return 1.0 if b + c == 0 else float(binomtest(int(b), int(b + c), 0.5).pvalue)
 
 
-def agreement(orig: np.ndarray, conv: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Accuracy of both, label flips, absolute/relative output error, bitwise mismatch.
+def paired_correctness(ok_a: np.ndarray, ok_b: np.ndarray, roles=("original", "converted"),
+                       **fields) -> list[Metric]:
+    """McNemar's exact test of paired correctness, with the discordant counts it rests on
+    (`correct_only[role]`: inputs only that model gets right), so tests can be pooled."""
+    b, c = int(np.sum(ok_a & ~ok_b)), int(np.sum(~ok_a & ok_b))
+    return [Metric("mcnemar", mcnemar_from_counts(b, c), "p", **fields),
+            Metric("correct_only", b, "count", role=roles[0], **fields),
+            Metric("correct_only", c, "count", role=roles[1], **fields)]
+
+
+def agreement(orig: np.ndarray, conv: np.ndarray, y: np.ndarray) -> list[Metric]:
+    """Accuracy of both, label flips, absolute/relative output error, bitwise mismatch and
+    McNemar's test, as `Metric`s.
 
     Relative error is |orig - conv| / |conv|, with 0/0 = 0 and a nonzero difference over 0
-    counted as inf (reported, not hidden). Errors are computed in float64.
+    counted as inf (reported, not hidden). Errors are computed in float64. Outputs of
+    different shapes give one `shape_mismatch` metric instead (a measure never raises).
     """
     o, c = orig.astype(np.float64), conv.astype(np.float64)
     if o.shape != c.shape:
-        return {"shape_mismatch": 1.0}
+        return [Metric("shape_mismatch", 1.0, "count")]
     lo, lc = o.argmax(1), c.argmax(1)
     ok_o, ok_c = lo == y, lc == y
     diff = np.abs(o - c)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(diff == 0, 0.0, diff / np.abs(c))
-    flips = int(np.sum(lo != lc))
     finite = rel[np.isfinite(rel)]
-    return {
-        "n": float(len(y)),
-        "accuracy_original": float(ok_o.mean()),
-        "accuracy_converted": float(ok_c.mean()),
-        "accuracy_delta": float(ok_c.mean() - ok_o.mean()),
-        "label_flips": float(flips),
-        "label_flip_rate": flips / len(y),
-        "abs_err_mean": float(diff.mean()),
-        "abs_err_max": float(diff.max()),
-        "abs_err_p99": float(np.percentile(diff, 99, method="higher")),
-        "rel_err_mean": float(finite.mean()) if finite.size else 0.0,
-        "rel_err_max": float(rel.max()),
+    return [
+        Metric("inputs", len(y), "count"),
+        Metric("accuracy", ok_o.mean(), "ratio", role="original"),
+        Metric("accuracy", ok_c.mean(), "ratio", role="converted"),
+        Metric("label_flips", np.sum(lo != lc), "count"),
+        Metric("abs_err", diff.mean(), "output", stat="mean"),
+        Metric("abs_err", diff.max(), "output", stat="max"),
+        Metric("abs_err", np.percentile(diff, 99, method="higher"), "output", stat="p99"),
+        Metric("rel_err", finite.mean() if finite.size else 0.0, "ratio", stat="mean"),
+        Metric("rel_err", rel.max(), "ratio", stat="max"),
         # "higher": an order statistic, well defined when some relative errors are infinite
-        "rel_err_p99": float(np.percentile(rel, 99, method="higher")),
-        "bitwise_mismatch_rate": float(np.mean(orig != conv)),
-        "nonfinite_outputs_original": float(np.sum(~np.isfinite(orig))),
-        "nonfinite_outputs_converted": float(np.sum(~np.isfinite(conv))),
-        "mcnemar_p": mcnemar_exact(ok_o, ok_c),
-    }
+        Metric("rel_err", np.percentile(rel, 99, method="higher"), "ratio", stat="p99"),
+        Metric("bitwise_mismatch", np.mean(orig != conv), "ratio"),
+        Metric("nonfinite_outputs", np.sum(~np.isfinite(orig)), "count", role="original"),
+        Metric("nonfinite_outputs", np.sum(~np.isfinite(conv)), "count", role="converted"),
+        *paired_correctness(ok_o, ok_c),
+    ]

@@ -55,15 +55,33 @@ def errors(labels, mean, p99, maximum) -> bytes:
 
 
 def paired_lines(series: dict[str, tuple[list, list, list]], xlabel: str, ylabel: str,
-                 log: bool = False, scale: float = 1.0) -> bytes:
+                 log: bool = False, scale: float = 1.0,
+                 intervals: dict[str, tuple[list, list]] | None = None,
+                 noisy: dict[str, tuple[list, list]] | None = None) -> bytes:
     """label -> (x, original y, converted y): original dashed, converted solid, one colour
-    per label (latency against batch size, misclassification against eps)."""
+    per label (latency against batch size, misclassification against eps). `intervals` gives
+    (low, high) pairs per point as error bars; points marked in `noisy` get a red ring."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    rings = False
     for i, (label, (x, orig, conv)) in enumerate(series.items()):
         color = f"C{i % 10}"
-        ax.plot(x, np.asarray(orig) * scale, "--o", color=color, label=f"{label} original")
-        ax.plot(x, np.asarray(conv) * scale, "-s", color=color, label=f"{label} converted")
+        for j, (ys, style, role) in enumerate(((orig, "--o", "original"),
+                                               (conv, "-s", "converted"))):
+            y = np.asarray(ys, float) * scale
+            ax.plot(x, y, style, color=color, label=f"{label} {role}")
+            if intervals and label in intervals:
+                lo, hi = (np.asarray(v, float) * scale for v in intervals[label][j])
+                ax.errorbar(x, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)],
+                            fmt="none", ecolor=color, capsize=3, alpha=0.7)
+            if noisy and label in noisy:
+                mask = np.asarray(noisy[label][j], bool)
+                if mask.any():
+                    rings = True
+                    ax.scatter(np.asarray(x)[mask], y[mask], s=140, facecolors="none",
+                               edgecolors="red", linewidths=1.5, zorder=5)
+    if rings:
+        ax.scatter([], [], s=140, facecolors="none", edgecolors="red", label="noisy figure")
     if log:
         ax.set_xscale("log")
         ax.set_yscale("log")

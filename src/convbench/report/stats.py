@@ -40,3 +40,25 @@ def wilcoxon_paired(a: list[float], b: list[float]) -> dict[str, float | str]:
     effect = float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
     verdict = "significant" if p < 0.05 else "not significant"
     return {"p": p, "effect": effect, "verdict": verdict}
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a proportion `k` of `n`."""
+    from scipy.stats import beta
+
+    if not n:
+        return (float("nan"), float("nan"))
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return lo, hi
+
+
+def paired_change(b: int, c: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
+    """Change of a paired proportion, (c - b) / n, with its 95% Wald interval, from the
+    discordant counts of `n` pairs (`b`: only the first is right, `c`: only the second)."""
+    if not n:
+        return (float("nan"),) * 3
+    d = (c - b) / n
+    se = math.sqrt(max(b + c - (c - b) ** 2 / n, 0.0)) / n
+    return d, d - z * se, d + z * se

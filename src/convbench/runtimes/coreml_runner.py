@@ -60,8 +60,13 @@ class CoremlRunner(Runner):
         self._predict = lambda x: self.model.predict({self._input: x})[self._output]
 
     def _load_interpreter(self):
+        import torch  # the interpreters' kernels are PyTorch's: its thread count is theirs
+
         from convbench.mil.program import load_spec
 
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        self.threads = torch.get_num_threads()
         spec = load_spec(self.artifact.path)
         self._input = spec.description.input[0].name
         if spec.WhichOneof("Type") == "mlProgram":

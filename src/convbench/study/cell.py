@@ -13,10 +13,15 @@ import numpy as np
 from convbench.convert import Conversion, convert
 from convbench.data import DataError
 from convbench.data.base import cache_dir
-from convbench.measures import agreement, latency_sweep, peak_rss
+from convbench.measures import CostOptions, agreement, measure_cost
+from convbench.measures.cost import Model
+from convbench.measures.latency import LatencyOptions
+from convbench.measures.machine import compute_phase
 from convbench.models import to_layout
-from convbench.records import Artifact, Category, CellKey, CellResult, Status, write_atomic
+from convbench.records import (Artifact, Category, CellKey, CellResult, Metric, Metrics, Outcome,
+                               Status, write_atomic)
 from convbench.mil.errors import UnsupportedOpError
+from convbench.progress import step
 from convbench.runtimes import RuntimeUnavailable, default_runtime, open_runner
 from convbench.training import TrainConfig, train
 from convbench.training.run import dataset_for
@@ -24,10 +29,32 @@ from convbench.training.run import dataset_for
 
 @dataclass(frozen=True)
 class MeasureOptions:
+    """What a cell measures beyond its outputs (see `LatencyOptions` for the latency ones)."""
+
     latency_batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 128])
     latency_warmup: int = 3
     latency_repeats: int = 20
     memory: bool = True
+    latency_target_ci: float = 0.05
+    latency_time_cap: float = 10.0
+    # seconds timing waits for other cells' computing before it is put off to the study's
+    # end (None: it waits, as a single assessment does, which has no end to put it off to)
+    latency_wait: float | None = 10.0
+
+    def cost(self) -> CostOptions:
+        return CostOptions(LatencyOptions(
+            tuple(self.latency_batch_sizes), self.latency_warmup, self.latency_repeats,
+            target_ci=self.latency_target_ci, time_cap=self.latency_time_cap), self.memory,
+            self.latency_wait)
+
+    def digest(self) -> dict[str, Any]:
+        """The options that enter a cell's hash: those of the first store schema always, newer
+        ones only when set, so that cells stored by earlier versions are still found."""
+        out, default = asdict(self), MeasureOptions()
+        return {k: v for k, v in out.items() if k in _FIRST_MEASURES or v != getattr(default, k)}
+
+
+_FIRST_MEASURES = ("latency_batch_sizes", "latency_warmup", "latency_repeats", "memory")
 
 
 @dataclass(frozen=True)
@@ -88,13 +115,14 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
             measures: MeasureOptions, threads: int | None = None,
             converted_runtime: str | None = None,
             runtime_options: dict[str, dict[str, Any]] | None = None,
-            ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Run original and converted on the same `x` (NCHW/text); return (metrics, info).
+            log: str | None = None) -> tuple[Metrics, list[Outcome], dict[str, Any]]:
+    """Run original and converted on the same `x` (NCHW/text); return (metrics, outcomes of
+    the cost measures, info).
 
     `runtime_options` maps a runtime name to its runner options (engine, providers, ...).
     Raises `CellSkipped` when the converted model's runtime cannot run here, `CellFailure`
     when the converted model cannot be loaded or run, or its outputs do not have the
-    original's shape.
+    original's shape. A cost measure that fails is an outcome; the other numbers stay.
     """
     runtime_options = runtime_options or {}
     if x.dtype.kind == "f" and not np.isfinite(x).all():
@@ -102,22 +130,23 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
         raise CellFailure(Category.DATA_ERROR, f"{bad} input(s) hold NaN or Inf values; "
                                                f"check the dataset files")
     converted = conversion.artifact
-    metrics: dict[str, float] = {"convert_s": conversion.seconds,
-                                 "size_bytes_original": original.size_bytes,
-                                 "size_bytes_converted": converted.size_bytes}
+    metrics = Metrics([Metric("convert_time", conversion.seconds, "s"),
+                       Metric("size", original.size_bytes, "bytes", role="original"),
+                       Metric("size", converted.size_bytes, "bytes", role="converted")])
     info: dict[str, Any] = {"holds": {"original": original.meta.get("holds"),
                                       "converted": converted.meta.get("holds")}}
-    xs = {role: to_layout(x, "keras" if a.meta.get("layout") == "nhwc" else "torch")
-          for role, a in (("original", original), ("converted", converted))}
+    models: dict[str, Model] = {}
     outputs = {}
+    step("running both models")
     for role, art, runtime in (("original", original, None),
                                ("converted", converted, converted_runtime)):
         name = runner_name(art, runtime)
         options = runtime_options.get(name, {})
+        xs = to_layout(x, "keras" if art.meta.get("layout") == "nhwc" else "torch")
         try:
-            runner = open_runner(art, name, threads=threads, **options)
-            metrics[f"load_s_{role}"] = runner.load() / 1e9
-            outputs[role] = runner.infer_all(xs[role])
+            with compute_phase(), open_runner(art, name, threads=threads, **options) as runner:
+                outputs[role] = runner.infer_all(xs)
+                info[f"runner_{role}"] = runner.describe()
         except RuntimeUnavailable as e:
             raise CellSkipped(Category.UNAVAILABLE, str(e)) from e
         except Exception as e:
@@ -127,21 +156,16 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
                         else Category.RUNTIME_ERROR)
             raise CellFailure(category, f"converted model fails in {name}: "
                                         f"{type(e).__name__}: {e}") from e
-        metrics.update({f"{k}_{role}": v for k, v in latency_sweep(
-            runner, xs[role], measures.latency_batch_sizes, measures.latency_warmup,
-            measures.latency_repeats).items()})
-        info[f"runner_{role}"] = runner.describe()
-        runner.close()
-        if measures.memory:
-            mem = peak_rss(art, runner.name, xs[role][:max(measures.latency_batch_sizes)],
-                           threads, options)
-            metrics.update({f"{k}_{role}": v for k, v in mem.items()})
+        models[role] = Model(art, name, xs, options)
     if outputs["original"].shape != outputs["converted"].shape:
         raise CellFailure(Category.RUNTIME_MISMATCH,
                           f"output shapes differ: original {outputs['original'].shape}, "
                           f"converted {outputs['converted'].shape}")
-    metrics.update(agreement(outputs["original"], outputs["converted"], y))
-    return metrics, info
+    metrics.extend(agreement(outputs["original"], outputs["converted"], y))
+    step("timing")
+    cost, outcomes, info["cost"] = measure_cost(models, measures.cost(), threads, log)
+    metrics.extend(cost)
+    return metrics, outcomes, info
 
 
 def runner_name(art: Artifact, runtime: str | None) -> str:
@@ -151,20 +175,25 @@ def runner_name(art: Artifact, runtime: str | None) -> str:
 def convert_and_compare(result: CellResult, original: Artifact, x: np.ndarray, y: np.ndarray,
                         convert_options: dict[str, Any], measures: MeasureOptions,
                         threads: int | None = None,
-                        runtime_options: dict[str, dict[str, Any]] | None = None) -> None:
+                        runtime_options: dict[str, dict[str, Any]] | None = None,
+                        log: str | None = None) -> None:
     """Convert `original` to the cell's format and fill `result` with what changed.
 
     Raises `CellFailure` for a failed conversion or a converted model that does not run.
     """
     result.artifacts["original"] = original
-    conv = convert(original, result.key.format, cache_dir() / "converted", **convert_options)
+    step("converting")
+    with compute_phase():
+        conv = convert(original, result.key.format, cache_dir() / "converted",
+                       **convert_options)
     result.info["conversion"] = {k: v for k, v in asdict(conv).items() if k != "artifact"}
     if not conv.ok:
         raise CellFailure(conv.category, conv.message)
     result.artifacts["converted"] = conv.artifact
-    metrics, info = compare(original, conv, x, y, measures, threads, result.key.runtime,
-                            runtime_options)
-    result.metrics.update(metrics)
+    metrics, outcomes, info = compare(original, conv, x, y, measures, threads,
+                                      result.key.runtime, runtime_options, log)
+    result.metrics.extend(metrics)
+    result.outcomes += outcomes
     result.info.update(info)
 
 
@@ -182,30 +211,34 @@ def guarded(key: CellKey, body: Callable[[CellResult], None]) -> CellResult:
     return result
 
 
-def run_cell(cell: Cell) -> CellResult:
-    """Run one study cell (train or reuse the original, convert, compare) to a `CellResult`."""
+def run_cell(cell: Cell, log: str | None = None) -> CellResult:
+    """Run one study cell (train or reuse the original, convert, compare, attack) to a
+    `CellResult`; the runtimes' own processes write their output to `log`."""
 
     def body(result: CellResult) -> None:
         try:
-            original, train_info = original_for(cell.train, cell.data_dir)
-            ds = dataset_for(cell.train.model, cell.train.dataset, cell.data_dir,
-                             **cell.train.data_options)
-            x, y, _ = ds.arrays("test", cell.n_test, cell.train.seed)
+            with compute_phase():
+                step("training")
+                original, train_info = original_for(cell.train, cell.data_dir)
+                ds = dataset_for(cell.train.model, cell.train.dataset, cell.data_dir,
+                                 **cell.train.data_options)
+                x, y, _ = ds.arrays("test", cell.n_test, cell.train.seed)
         except DataError as e:
             raise CellFailure(Category.DATA_ERROR, str(e)) from e
         except Exception as e:
             raise CellFailure(Category.TRAINING_ERROR, f"{type(e).__name__}: {e}") from e
         result.info["train"] = train_info
         if "seconds" in train_info:
-            result.metrics["train_s"] = train_info["seconds"]
+            result.metrics.add("train_time", train_info["seconds"], "s", role="original")
         convert_and_compare(result, original, x, y, cell.convert_options, cell.measures,
-                            cell.threads, cell.runtime_options)
+                            cell.threads, cell.runtime_options, log)
         if cell.attacks:
-            from convbench.study.attack_cell import attack_cell
+            from convbench.attacks.protocol import attack_cell
 
-            attack_cell(result, original, result.artifacts["converted"], x, y, cell.attacks,
-                        cell.attack_n, cell.train.seed, ds.num_classes,
-                        getattr(ds, "vocabulary", lambda: None)(), cell.threads,
-                        cell.runtime_options)
+            with compute_phase():
+                attack_cell(result, original, result.artifacts["converted"], x, y,
+                            cell.attacks, cell.attack_n, cell.train.seed, ds.num_classes,
+                            getattr(ds, "vocabulary", lambda: None)(), cell.threads,
+                            cell.runtime_options)
 
     return guarded(cell.key, body)

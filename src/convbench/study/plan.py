@@ -35,7 +35,7 @@ def plan(spec: StudySpec, data_dir: str | None = None) -> list[Cell]:
                     runtime = default_runtime(resolve_target(fmt)[0])
                     runtime_options = spec.runtime_options.get(runtime, {})
                     digest = hashlib.sha256(json.dumps(
-                        [train.digest(), options, n_test, asdict(measures), spec.threads,
+                        [train.digest(), options, n_test, measures.digest(), spec.threads,
                          runtime_options, spec.attacks, spec.attack_n],
                         sort_keys=True).encode()).hexdigest()[:16]
                     key = CellKey(framework, entry.model, dataset, fmt, runtime, run, digest)

@@ -5,15 +5,13 @@ which alone writes the store."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 
-from convbench.data.base import cache_dir
 from convbench.records import Category
-from convbench.study.executor import Limits, failed, thread_budget
+from convbench.study.executor import Limits, failed, log_path, thread_budget
 
 
-def run_on_ray(cells, workers: int, limits: Limits, finish, address: str | None,
+def run_on_ray(cells, workers: int, limits: Limits, begin, finish, address: str | None,
                cell_threads: int | None = None) -> None:
     try:
         import ray
@@ -33,11 +31,10 @@ def run_on_ray(cells, workers: int, limits: Limits, finish, address: str | None,
         while pending or running:
             while pending and len(running) < workers:
                 cell = pending.pop(0)
-                log = str(cache_dir() / "logs" / f"{cell.key.id}.log")
+                log = log_path(cell)
+                begin(cell)
                 ref = task.remote(cell, limits.memory_bytes, threads, log)
                 running[ref] = (cell, time.monotonic(), log)
-                print(f"{cell.key.framework} {cell.key.model} -> {cell.key.format} run "
-                      f"{cell.key.run} ... (ray task, log {log})", file=sys.stderr)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
             for ref in ready:
                 cell, _, log = running.pop(ref)

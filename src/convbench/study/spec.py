@@ -63,9 +63,11 @@ class TrainOverrides(_Strict):
 
 class MeasuresSpec(_Strict):
     latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 32, 128])
-    latency_warmup: int = Field(3, ge=0)
-    latency_repeats: int = Field(20, ge=1)
+    latency_warmup: int = Field(3, ge=0)  # at least; more until the time per batch settles
+    latency_repeats: int = Field(20, ge=1)  # at least; more until the interval is narrow
     memory: bool = True
+    latency_target_ci: float = Field(0.05, gt=0, lt=1)  # +- of the median's 95% interval
+    latency_time_cap: float = Field(10.0, gt=0)  # seconds per batch size, both models
 
 
 class StudySpec(_Strict):

@@ -22,8 +22,13 @@ _OUT_OF_MEMORY = ("memoryerror", "cannot allocate memory", "failed to map segmen
 
 
 def child_main(cell, conn, memory_limit: int | None, threads: int | None, log: str) -> None:
-    """The `local` executor's child: run the cell, send the result to the parent."""
-    conn.send(run_isolated(cell, memory_limit, threads, log))
+    """The `local` executor's child: run the cell, send its steps and its result to the
+    parent (as `("step", text)` and `("result", CellResult)` messages)."""
+    from convbench.progress import listening
+
+    with listening(lambda text: conn.send(("step", text))):
+        result = run_isolated(cell, memory_limit, threads, log)
+    conn.send(("result", result))
     conn.close()
 
 
@@ -50,7 +55,7 @@ def run_isolated(cell, memory_limit: int | None, threads: int | None, log: str) 
             import torch
 
             torch.set_num_threads(threads)
-        result = run_cell(cell)
+        result = run_cell(cell, log)
     except MemoryError:
         result = CellResult(cell.key, Status.FAILED, Category.OUT_OF_MEMORY,
                             f"the cell exceeded its memory limit of {memory_limit} bytes")

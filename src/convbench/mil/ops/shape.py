@@ -218,11 +218,18 @@ def reverse(x, axes):
 
 @op("depth_to_space")
 def depth_to_space(x, block_size):
-    return F.pixel_shuffle(x, int(scalar(block_size)))  # DCR order, as MIL specifies
+    """TensorFlow's DepthToSpace in NCHW ("DCR": the block offset is the outer part of the
+    channel index), which coremltools' TF frontend maps here; PyTorch's pixel_shuffle ("CRD")
+    is the `pixel_shuffle` op."""
+    b = int(scalar(block_size))
+    n, c, h, w = x.shape
+    y = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
+    return y.reshape(n, c // (b * b), h * b, w * b)
 
 
 @op("space_to_depth")
 def space_to_depth(x, block_size):
+    """TensorFlow's SpaceToDepth in NCHW: the inverse of `depth_to_space`."""
     b = int(scalar(block_size))
     n, c, h, w = x.shape
     y = x.reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4)

@@ -1,0 +1,31 @@
+"""What a running cell is doing now, for whoever shows the study's progress.
+
+Code deep in a cell calls `step("timing")`; the executor that runs the cell decides where it
+goes (the progress display, or the pipe to the study's process). Without a listener, nothing.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+_listener: list[Callable[[str], None]] = []
+
+
+def step(text: str) -> None:
+    """Say what the current cell is doing (a few words: "training", "attack fgsm")."""
+    for fn in _listener[-1:]:
+        try:
+            fn(text)
+        except Exception:  # noqa: BLE001 - a display that fails must not fail the cell
+            pass
+
+
+@contextmanager
+def listening(fn: Callable[[str], None]) -> Iterator[None]:
+    """Send this process's `step`s to `fn` while the block runs."""
+    _listener.append(fn)
+    try:
+        yield
+    finally:
+        _listener.remove(fn)
