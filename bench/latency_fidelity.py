@@ -1,13 +1,14 @@
 """Does convbench's latency figure depend on the cell it is taken in? The same LeNet-5 ONNX and
 Core ML (FP32 ML Program) files are timed by convbench inside a Keras cell and inside a PyTorch
 cell (`convbench.study.cell.compare`, the path every study takes), and by a bare loop in a
-fresh process (the runtime called directly, as a user would time it). A bare loop runs before
-and after the cells, and their median is the reference (drift between them is printed).
+fresh process (the runtime called directly, as a user would time it), in `--rounds` rounds of
+bare loop, Keras cell, PyTorch cell, then a last bare loop. The reference is the median of the
+bare loops; their spread (slowest / fastest) says how reproducible the machine itself is.
 
-Prints, per file and batch size, each figure's ratio to the bare loop's median and whether
-convbench marked it noisy. Target: every figure within 10% of the bare loop's, or marked noisy.
+Prints, per file and batch size, the ratio of convbench's median (over rounds) to the bare
+loops', and whether convbench marked a figure noisy. Target: within 10%, or marked noisy.
 
-    python bench/latency_fidelity.py [--batch-sizes 1,32,128]
+    python bench/latency_fidelity.py [--batch-sizes 1,32,128] [--rounds 2] [--threads N]
 """
 
 from __future__ import annotations
@@ -94,43 +95,50 @@ def _bare(conv, x_path: str, batches, threads: int) -> dict[int, float]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch-sizes", default="1,32,128")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, help="default: every CPU, as convbench")
     args = ap.parse_args()
     batches = [int(b) for b in args.batch_sizes.split(",")]
     from convbench.data import get_dataset
     from convbench.measures.machine import cpu_count
     from convbench.study.cell import MeasureOptions, compare
 
-    threads = cpu_count()
+    threads = args.threads or cpu_count()
     x, y, _ = get_dataset("digits").arrays("test")
-    measures = MeasureOptions(latency_batch_sizes=batches, memory=False)
+    measures = MeasureOptions(latency_batch_sizes=batches, memory=False, latency_wait=None)
     bad = 0
     with tempfile.TemporaryDirectory() as tmp:
         originals, converted = _models(tmp)
         x_path = str(Path(tmp) / "x.npy")
         np.save(x_path, x)
-        print(f"threads {threads}; ratios are convbench's median / the bare loop's "
-              f"(target within {TARGET:.0%}, or marked noisy *)")
-        print(f"{'file':7s} {'batch':>5s} {'bare ms':>9s} {'drift':>6s} "
+        print(f"threads {threads}, {args.rounds} round(s); ratio: convbench's median over "
+              f"rounds / the bare loops' (target within {TARGET:.0%}, or marked noisy *); "
+              f"spread: the bare loops' slowest / fastest")
+        print(f"{'file':7s} {'batch':>5s} {'bare ms':>9s} {'spread':>7s} "
               f"{'in Keras cell':>14s} {'in PyTorch cell':>16s}")
         for fmt, conv in converted.items():
-            before = _bare(conv, x_path, batches, threads)
-            figures = {}
-            for fw, original in originals.items():
-                metrics, _, _ = compare(original, conv, x, y, measures, threads)
-                figures[fw] = {b: metrics.one("latency", stat="median", role="converted",
-                                              batch_size=b) for b in batches}
-            after = _bare(conv, x_path, batches, threads)
+            bare, figures = [], {"keras": [], "torch": []}
+            for _ in range(args.rounds):
+                bare.append(_bare(conv, x_path, batches, threads))
+                for fw, original in originals.items():
+                    metrics, _, _ = compare(original, conv, x, y, measures, threads)
+                    figures[fw].append({b: metrics.one("latency", stat="median",
+                                                       role="converted", batch_size=b)
+                                        for b in batches})
+            bare.append(_bare(conv, x_path, batches, threads))
             for b in batches:
-                ref = statistics.mean([before[b], after[b]])
+                ref = statistics.median(r[b] for r in bare)
+                spread = max(r[b] for r in bare) / min(r[b] for r in bare)
                 cols = []
                 for fw in ("keras", "torch"):
-                    m = figures[fw][b]
-                    ratio = m.value / ref
-                    ok = abs(ratio - 1) <= TARGET or m.noisy
+                    got = [f[b] for f in figures[fw]]
+                    ratio = statistics.median(m.value for m in got) / ref
+                    noisy = any(m.noisy for m in got)
+                    ok = abs(ratio - 1) <= TARGET or noisy
                     bad += not ok
-                    cols.append(f"{ratio:6.3f}{'*' if m.noisy else ' '}{'' if ok else ' !'}")
-                print(f"{fmt:7s} {b:5d} {ref * 1e3:9.4f} {after[b] / before[b]:6.3f} "
-                      f"{cols[0]:>14s} {cols[1]:>16s}")
+                    cols.append(f"{ratio:6.3f}{'*' if noisy else ' '}{'' if ok else ' !'}")
+                print(f"{fmt:7s} {b:5d} {ref * 1e3:9.4f} {spread:7.3f} {cols[0]:>14s} "
+                      f"{cols[1]:>16s}")
     print("all within target" if not bad else f"{bad} figure(s) off by more than "
                                                  f"{TARGET:.0%} and not marked noisy")
     return 1 if bad else 0

@@ -38,8 +38,8 @@ class LatencyOptions:
     target_ci: float = 0.05
     noisy_ci: float = 0.10
     noisy_load: float = 0.25
-    time_cap: float = 10.0
-    block_s: float = 0.05  # wall time of one block of runs before the other model's turn
+    time_cap: float = 4.0
+    block_s: float = 0.03  # wall time of one block of runs before the other model's turn
 
     def thresholds(self) -> dict[str, float]:
         return {"noisy_ci": self.noisy_ci, "noisy_load": self.noisy_load}
@@ -86,36 +86,54 @@ def settled(samples, window: int = 5, tol: float = 0.05) -> bool:
 
 @dataclass
 class Figure:
-    """The runs of one model at one batch size, and what the machine did meanwhile."""
+    """The runs of one model at one batch size, block by block, and what the machine did
+    meanwhile.
 
-    samples_s: list[float] = field(default_factory=list)
+    The figure is the median of the blocks' medians, and its interval the sign-test interval
+    over blocks: runs within a block share the machine's state of the moment (they are not
+    independent), blocks spread over the whole measurement. Too few blocks: from the runs.
+    """
+
+    blocks: list[list[float]] = field(default_factory=list)
     cpu_s: float = 0.0  # CPU time of the runtime's process during its runs
     wall_s: float = 0.0  # wall time of those runs
     others_cpu_s: float = 0.0  # CPU time used by every other process meanwhile
     wait_s: float = 0.0  # time the runtime's threads were runnable but not running
     warmup_runs: int = 0
 
+    MIN_BLOCKS = 12  # the sign-test interval over 12 blocks: [3rd, 10th] (96.1%), so that two
+    # stray blocks on one side (a moment of the host's own contention) do not decide it
+
     def add_block(self, samples_s, cpu_s: float, wall_s: float, others_cpu_s: float,
                   wait_s: float) -> None:
-        self.samples_s += list(samples_s)
+        self.blocks.append(list(samples_s))
         self.cpu_s += cpu_s
         self.wall_s += wall_s
         self.others_cpu_s += others_cpu_s  # tick-rounded: may dip below 0 in one block
         self.wait_s += wait_s
 
+    @property
+    def samples_s(self) -> list[float]:
+        return [t for b in self.blocks for t in b]
+
+    def _basis(self) -> list[float]:
+        if len(self.blocks) >= self.MIN_BLOCKS:
+            return [float(np.median(b)) for b in self.blocks]
+        return self.samples_s
+
     def precise(self, opts: LatencyOptions) -> bool:
-        return len(self.samples_s) >= opts.repeats and \
-            ci_halfwidth(self.samples_s) <= opts.target_ci
+        return len(self.blocks) >= self.MIN_BLOCKS and \
+            len(self.samples_s) >= opts.repeats and ci_halfwidth(self._basis()) <= opts.target_ci
 
     def metrics(self, opts: LatencyOptions, cpus: int, threads: int | None,
                 **fields) -> list[Metric]:
-        """median, p95, the median's interval, CV, runs, CPU/wall, other processes' share of
-        the machine, the share of time spent waiting for a CPU, threads; every one marked
-        noisy when the figure is."""
-        s = np.asarray(self.samples_s)
-        med = float(np.median(s))
-        lo, hi = median_ci(s)
-        half = ci_halfwidth(s)
+        """median, p95, the median's interval, CV, runs, blocks, CPU/wall, other processes'
+        share of the machine, the share of time spent waiting for a CPU, threads; every one
+        marked noisy when the figure is."""
+        s, basis = np.asarray(self.samples_s), self._basis()
+        med = float(np.median(basis))
+        lo, hi = median_ci(basis)
+        half = ci_halfwidth(basis)
         wall = self.wall_s if self.wall_s > 0 else math.nan
         load = max(0.0, self.others_cpu_s) / (wall * cpus)
         wait = self.wait_s / wall
@@ -123,7 +141,8 @@ class Figure:
         stats = [("median", med, "s"), ("p95", float(np.percentile(s, 95)), "s"),
                  ("ci_low", lo, "s"), ("ci_high", hi, "s"),
                  ("cv", float(s.std(ddof=1) / s.mean()) if len(s) > 1 else math.nan, "ratio"),
-                 ("runs", len(s), "count"), ("warmup_runs", self.warmup_runs, "count"),
+                 ("runs", len(s), "count"), ("blocks", len(self.blocks), "count"),
+                 ("warmup_runs", self.warmup_runs, "count"),
                  ("cpu_per_wall", self.cpu_s / self.wall_s if self.wall_s else math.nan,
                   "ratio"),
                  ("others_load", load, "ratio"), ("cpu_wait", wait, "ratio")]

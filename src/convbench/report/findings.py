@@ -235,15 +235,20 @@ def some_slower(cells: list[StoredCell]) -> Finding:
         if on_interpreter(c):
             interpreted += 1
             continue
-        b = 128 if 128 in batches else batches[-1]
-        o, v = _latency_ci(c, "original", b), _latency_ci(c, "converted", b)
-        if o is None or v is None:
+        # the study's batch of 128, else the largest batch whose two figures are trustworthy
+        order = ([128] if 128 in batches else []) + [b for b in reversed(batches) if b != 128]
+        got = next(((b, o, v) for b in order
+                    for o, v in [(_latency_ci(c, "original", b), _latency_ci(c, "converted", b))]
+                    if o is not None and v is not None), None)
+        if got is None:
             noisy += 1
             continue
+        b, o, v = got
         k = c.key
         groups[(k.framework, k.model, k.dataset, k.format, b)].append((o, v))
-    left_out = (f"{noisy} cell(s) with noisy or unintervalled figures and {interpreted} Core "
-                f"ML cell(s) timed on convbench's interpreter (not Apple's runtime) left out")
+    left_out = (f"{noisy} cell(s) with no batch size whose two figures are trustworthy (noisy, "
+                f"or without an interval) and {interpreted} Core ML cell(s) timed on "
+                f"convbench's interpreter (not Apple's runtime) left out")
     if not groups:
         f.why = "no trustworthy latency figure: " + left_out
         return f

@@ -36,7 +36,7 @@ class MeasureOptions:
     latency_repeats: int = 20
     memory: bool = True
     latency_target_ci: float = 0.05
-    latency_time_cap: float = 10.0
+    latency_time_cap: float = 4.0
     # seconds timing waits for other cells' computing before it is put off to the study's
     # end (None: it waits, as a single assessment does, which has no end to put it off to)
     latency_wait: float | None = 10.0

@@ -67,7 +67,7 @@ class MeasuresSpec(_Strict):
     latency_repeats: int = Field(20, ge=1)  # at least; more until the interval is narrow
     memory: bool = True
     latency_target_ci: float = Field(0.05, gt=0, lt=1)  # +- of the median's 95% interval
-    latency_time_cap: float = Field(10.0, gt=0)  # seconds per batch size, both models
+    latency_time_cap: float = Field(4.0, gt=0)  # seconds per batch size, both models
 
 
 class StudySpec(_Strict):
