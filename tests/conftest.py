@@ -14,9 +14,12 @@ DATA = Path(os.environ["CONVBENCH_DATA"])
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
-    """Trained models and conversions go to a per-session cache, not the user's."""
+    """Trained models and conversions go to a per-session cache, not the user's; the timing
+    lock is the session's own (another convbench on the machine must not defer the tests'
+    timings, nor the tests its)."""
     if "CONVBENCH_CACHE" not in os.environ or not os.environ.get("CI"):
         os.environ["CONVBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["CONVBENCH_LOCK_DIR"] = str(tmp_path_factory.mktemp("locks"))
     yield
 
 

@@ -117,6 +117,11 @@ class CellKey:
                                          self.runtime, self.run, self.config_hash))
         return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
+    @property
+    def label(self) -> str:
+        """How a cell is named to people: "torch lenet5 digits -> onnx run 0"."""
+        return f"{self.framework} {self.model} {self.dataset} -> {self.format} run {self.run}"
+
 
 #: The fields that say which number a `Metric` is (all but its value, unit and noise mark).
 METRIC_FIELDS = ("measure", "stat", "role", "batch_size", "attack", "direction", "sweep",
@@ -150,7 +155,9 @@ class Metric:
     noisy: bool = False
 
     def __post_init__(self) -> None:  # numpy scalars in, plain Python numbers stored
-        object.__setattr__(self, "value", float(self.value))
+        # SQLite and JSON keep NaN as NULL / null: read back as the NaN it was
+        object.__setattr__(self, "value", float("nan") if self.value is None
+                           else float(self.value))
         if self.batch_size is not None:
             object.__setattr__(self, "batch_size", int(self.batch_size))
         if self.sweep_value is not None:
@@ -200,19 +207,15 @@ class Metrics(list):
             raise TypeError(f"Metric has no field {sorted(bad)[0]!r}")
         return [m for m in self if all(getattr(m, k) == v for k, v in fields.items())]
 
-    def get(self, measure: str, default: float | None = None, **fields: Any) -> float | None:
-        """The value of the one metric with exactly these fields (unset ones at their
-        defaults), or `default` when there is none."""
-        want = Metric(measure, 0.0, **fields).key
-        return next((m.value for m in self if m.key == want), default)
-
     def one(self, measure: str, **fields: Any) -> Metric | None:
+        """The metric with exactly these fields (unset ones at their defaults), if any."""
         want = Metric(measure, 0.0, **fields).key
         return next((m for m in self if m.key == want), None)
 
-    def without(self, **fields: Any) -> "Metrics":
-        drop = {id(m) for m in self.find(**fields)}
-        return Metrics(m for m in self if id(m) not in drop)
+    def get(self, measure: str, default: float | None = None, **fields: Any) -> float | None:
+        """The value of `one(measure, **fields)`, or `default` when there is none."""
+        m = self.one(measure, **fields)
+        return default if m is None else m.value
 
 
 @dataclass(frozen=True)
@@ -261,5 +264,4 @@ class StoredCell(CellResult):
 
     @property
     def name(self) -> str:
-        k = self.key
-        return f"{k.framework} {k.model} {k.dataset} -> {k.format} r{k.run}"
+        return self.key.label

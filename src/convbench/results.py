@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import asdict
 from typing import Any
 
@@ -39,7 +40,11 @@ def _cell_fields(c: StoredCell) -> dict[str, Any]:
 
 
 def _metric(m: Metric) -> dict[str, Any]:
-    return asdict(m)
+    """The metric's fields; NaN as null (JSON has no NaN; inf stays out of reach too)."""
+    out = asdict(m)
+    if not math.isfinite(out["value"]):
+        out["value"] = None if math.isnan(out["value"]) else str(out["value"])
+    return out
 
 
 def to_json(cells: list[StoredCell]) -> str:

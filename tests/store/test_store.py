@@ -41,6 +41,25 @@ def test_round_trip_with_environment_and_artifacts(tmp_path):
         assert "numpy" in env["packages"] and env["python"].startswith("3.")
 
 
+def test_nan_and_infinite_numbers_survive_the_store_and_json(tmp_path):
+    import json
+    import math
+
+    from convbench.results import to_json
+
+    r = _result(tmp_path)
+    r.metrics = Metrics([Metric("latency", float("nan"), "ratio", stat="cv", role="original",
+                                batch_size=1),
+                         Metric("rel_err", float("inf"), "ratio", stat="max")])
+    with Store(tmp_path / "s.db") as s:
+        s.put(r)
+        [cell] = list(s.cells())
+    assert math.isnan(cell.metrics.get("latency", stat="cv", role="original", batch_size=1))
+    assert cell.metrics.get("rel_err", stat="max") == math.inf
+    out = json.loads(to_json([cell]))  # strict JSON: no bare NaN
+    assert [m["value"] for m in out["cells"][0]["metrics"]] == [None, "inf"]
+
+
 def test_a_metric_recorded_twice_is_refused():
     m = Metrics(METRICS)
     with pytest.raises(ValueError, match=r"latency.median\[converted, bs32\] recorded twice"):

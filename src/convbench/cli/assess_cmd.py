@@ -62,13 +62,13 @@ def assess(args) -> int:
     from convbench.attacks.protocol import attack_cell
     from convbench.cli.study_cmds import coreml_options
     from convbench.convert import resolve_target
-    from convbench.data.base import cache_dir
     from convbench.models import to_layout
     from convbench.progress import listening
     from convbench.runtimes import default_runtime
     from convbench.store import Store
     from convbench.study.cell import MeasureOptions, convert_and_compare, guarded
     from convbench.study.display import StudyDisplay, console_stream, output_to
+    from convbench.study.executor import log_path
 
     path = Path(args.model)
     if not path.exists():
@@ -97,7 +97,7 @@ def assess(args) -> int:
                  args.attack_n], sort_keys=True).encode()).hexdigest()[:16]
             key = CellKey(args.framework, path.name, args.dataset, fmt,
                           default_runtime(resolve_target(fmt)[0]), 0, digest)
-            log = str(cache_dir() / "logs" / f"{key.id}.log")
+            log = log_path(key)
 
             def body(r, options=options, log=log):
                 convert_and_compare(r, original, x, y, options, measures,

@@ -22,7 +22,7 @@ import numpy as np
 
 from convbench.measures.host import HostError, RuntimeHost
 from convbench.measures.latency import Figure, LatencyOptions
-from convbench.measures.machine import (MachineBusy, cpu_count, machine_busy_s, process_cpu_s,
+from convbench.measures.machine import (MachineBusy, cpu_count, cpus, machine_busy_s,
                                         process_sched, timing_phase, wait_idle)
 from convbench.records import Artifact, Metric, Outcome, Status
 
@@ -114,10 +114,7 @@ def _measure(models: dict[str, Model], opts: CostOptions, threads: int, log: str
         if opts.memory:
             _each(hosts, memory, failed, ["memory"])
         if lat.batch_sizes and hosts:
-            try:
-                metrics += _latency(hosts, lat, used)
-            except Exception as e:  # noqa: BLE001 - a measure records, never raises
-                failed["latency"].append(_why(e))
+            metrics += _latency(hosts, lat, used, failed["latency"])
     finally:
         for host in hosts.values():
             host.close()
@@ -141,41 +138,52 @@ def _why(e: Exception) -> str:
     return str(e) if isinstance(e, HostError) else f"{type(e).__name__}: {e}"
 
 
-def _latency(hosts: dict[str, RuntimeHost], opts: LatencyOptions,
-             threads: dict[str, int]) -> list[Metric]:
-    me, cpus = os.getpid(), cpu_count()
-    wait_idle(me)  # this process's own framework threads too
+def _latency(hosts: dict[str, RuntimeHost], opts: LatencyOptions, threads: dict[str, int],
+             failed: list[str]) -> list[Metric]:
+    """Every batch size's figures; a batch size that fails is noted in `failed` and the
+    others keep theirs."""
+    wait_idle(os.getpid())  # this process's own framework threads too
     out: list[Metric] = []
     for bs in opts.batch_sizes:
-        figures = {role: Figure() for role in hosts}
-        block_n = {}
-        for role, host in hosts.items():
-            warm = host.call("warm", batch=bs, min_runs=opts.warmup, settle=opts.settle,
-                             cap_s=opts.time_cap / 4)["samples"]
-            wait_idle(host.pid)
-            figures[role].warmup_runs = len(warm)
-            per_run = float(np.median(warm[-5:]))
-            block_n[role] = int(min(1000, max(1, math.ceil(opts.block_s / max(per_run, 1e-9)))))
-        spent, order = 0.0, list(hosts)
-        while spent < opts.time_cap:
-            for role in order:
-                host = hosts[role]
-                # the machine's busy time is read right around the block, the processes' own
-                # outside it: what they do in between counts as theirs, never as others'
-                own0, wait0 = process_sched(host.pid)
-                me0 = process_cpu_s(me)
-                busy0 = machine_busy_s()
-                got = host.call("block", batch=bs, n=block_n[role])
-                busy = machine_busy_s() - busy0
-                own, wait = (a - b for a, b in zip(process_sched(host.pid), (own0, wait0)))
-                others = busy - own - (process_cpu_s(me) - me0)
-                figures[role].add_block(got["samples"], got["cpu_s"], got["wall_s"], others,
-                                        wait)
-                spent += got["wall_s"]
-                spent += wait_idle(host.pid)
-            order.reverse()  # neither model always runs right after the other
-            if all(f.precise(opts) for f in figures.values()):
-                break
+        try:
+            figures = _time_batch(hosts, opts, bs)
+        except Exception as e:  # noqa: BLE001 - a measure records, never raises
+            failed.append(f"batch {bs}: {_why(e)}")
+            continue
         for role, f in figures.items():
-            out += f.metrics(opts, cpus, threads[role], role=role, batch_size=bs)
+            out += f.metrics(opts, len(cpus()), threads[role], role=role, batch_size=bs)
     return out
+
+
+def _time_batch(hosts: dict[str, RuntimeHost], opts: LatencyOptions,
+                bs: int) -> dict[str, Figure]:
+    figures = {role: Figure() for role in hosts}
+    block_n = {}
+    for role, host in hosts.items():
+        warm = host.call("warm", batch=bs, min_runs=opts.warmup, settle=opts.settle,
+                         cap_s=opts.time_cap / 4)["samples"]
+        wait_idle(host.pid)
+        figures[role].warmup_runs = len(warm)
+        per_run = float(np.median(warm[-5:]))
+        block_n[role] = int(min(1000, max(1, math.ceil(opts.block_s / max(per_run, 1e-9)))))
+    spent, order, on = 0.0, list(hosts), cpus()
+    while not all(f.precise(opts) for f in figures.values()):
+        # past the cap, only until every figure has its minimum of blocks (slow models)
+        short = any(len(f.blocks) < Figure.MIN_BLOCKS for f in figures.values())
+        if spent >= opts.time_cap and (not short or spent >= 10 * opts.time_cap):
+            break
+        for role in order:
+            host = hosts[role]
+            # the machine's busy time is read right around the block, the processes' own
+            # outside it: what they do in between counts as theirs, never as others'
+            own0, wait0 = process_sched(host.pid)
+            me0 = time.thread_time()  # this thread only: the process's others compete too
+            busy0 = machine_busy_s(on)
+            got = host.call("block", batch=bs, n=block_n[role])
+            busy = machine_busy_s(on) - busy0
+            own, wait = (a - b for a, b in zip(process_sched(host.pid), (own0, wait0)))
+            others = busy - own - (time.thread_time() - me0)
+            figures[role].add_block(got["samples"], got["cpu_s"], got["wall_s"], others, wait)
+            spent += got["wall_s"] + wait_idle(host.pid)
+        order.reverse()  # neither model always runs right after the other
+    return figures

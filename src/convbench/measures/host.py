@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from convbench.measures.machine import thread_env
 from convbench.records import Artifact
 
 
@@ -68,7 +69,7 @@ class RuntimeHost:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "convbench.measures.host", str(spec)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                env={**os.environ, **thread_env(threads), "TF_CPP_MIN_LOG_LEVEL": "2"})
         self._ready = False  # the child imports its runtime meanwhile (hosts start in parallel)
 
     @property

@@ -22,7 +22,9 @@ class LatencyOptions:
     `warmup` and `repeats` are minimum counts of runs; warm-up goes on until the time per
     batch settles (`settle` relative change of the median of the last runs) and timing until
     the median's 95% interval is within +-`target_ci`, or `time_cap` seconds per batch size.
-    A figure is marked noisy when its interval is wider than +-`noisy_ci`, or when other
+    Slow models get at least `Figure.MIN_BLOCKS` blocks past the cap, up to 10 times it.
+    A figure is marked noisy when its interval is wider than +-`noisy_ci` (or there are too
+    few runs for one), or when other
     processes used more than `noisy_load` of the machine's CPUs while it was taken: on a quiet
     2-core machine that share reads 0-20% (the kernel counts CPU time in clock ticks, so short
     blocks of runs leave some rounding), one CPU-bound neighbour makes it 35-55%. Also stored:
@@ -54,7 +56,8 @@ def batch_of(x: np.ndarray, size: int) -> np.ndarray:
 def median_ci(samples, level: float = 0.95) -> tuple[float, float]:
     """Distribution-free interval of the median: order statistics chosen from the binomial
     distribution (the sign-test interval), so no shape of the timing distribution is assumed.
-    With too few samples for the level, the whole range."""
+    (nan, nan) when there are too few samples for any interval at that level (fewer than 6
+    at 95%: even the whole range covers the median less often)."""
     from scipy.stats import binom
 
     a = np.sort(np.asarray(samples, dtype=np.float64))
@@ -65,15 +68,20 @@ def median_ci(samples, level: float = 0.95) -> tuple[float, float]:
     # [a_(k), a_(n-k+1)] then covers the median with probability >= level
     tail = binom.cdf(np.arange(n), n, 0.5)
     ok = np.flatnonzero(tail <= (1 - level) / 2)
-    k = int(ok[-1]) + 1 if len(ok) else 1
+    if not len(ok):
+        return (math.nan, math.nan)
+    k = int(ok[-1]) + 1
     return float(a[k - 1]), float(a[n - k])
 
 
 def ci_halfwidth(samples) -> float:
-    """Half-width of the median's 95% interval relative to the median (the larger side)."""
+    """Half-width of the median's 95% interval relative to the median (the larger side); inf
+    when there are too few samples for one."""
     med = float(np.median(samples))
     lo, hi = median_ci(samples)
-    return max(med - lo, hi - med) / med if med > 0 else math.inf
+    if math.isnan(lo) or med <= 0:
+        return math.inf
+    return max(med - lo, hi - med) / med
 
 
 def settled(samples, window: int = 5, tol: float = 0.05) -> bool:
@@ -159,8 +167,10 @@ def noisy_reason(metrics, opts: LatencyOptions | None = None) -> str:
     med, lo, hi = by.get("median"), by.get("ci_low"), by.get("ci_high")
     parts = []
     if med and lo is not None and hi is not None:
-        half = max(med - lo, hi - med) / med
-        if half > opts.noisy_ci:
+        if math.isnan(lo):
+            parts.append(f"{by.get('runs', 0):.0f} runs, too few for a 95% interval")
+        elif max(med - lo, hi - med) / med > opts.noisy_ci:
+            half = max(med - lo, hi - med) / med
             parts.append(f"95% interval +-{half:.0%} (> +-{opts.noisy_ci:.0%})")
     load = by.get("others_load")
     if load is not None and load > opts.noisy_load:

@@ -7,7 +7,8 @@ accuracy passes, attacks) hold it shared. A timing phase first takes the `turnst
 no new compute phase starts while it waits for the running ones to end (a timer is never
 starved), and compute phases pass through the turnstile on their way in. The lock files live
 in the system's temporary directory: one set per machine (per node under Ray), shared by every
-convbench process of every study.
+convbench process of every study (`CONVBENCH_LOCK_DIR` puts them elsewhere: the tests use
+their own).
 """
 
 from __future__ import annotations
@@ -21,28 +22,47 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-LOCK_DIR = Path(tempfile.gettempdir()) / "convbench-locks"
+def lock_dir() -> Path:
+    return Path(os.environ.get("CONVBENCH_LOCK_DIR")
+                or Path(tempfile.gettempdir()) / "convbench-locks")
+
+
+def cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return list(range(os.cpu_count() or 1))
 
 
 def cpu_count() -> int:
-    """CPUs this process may run on (the affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
+    return len(cpus())
 
 
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has spent busy since boot (all CPUs; includes time the
-    hypervisor gave to other guests, which a timed run loses just the same)."""
+def thread_env(threads: int | None) -> dict[str, str]:
+    """Environment variables that give native thread pools (OpenMP, MKL, OpenBLAS,
+    TensorFlow) `threads` threads; none when it is None."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+             "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+    return {n: str(threads) for n in names} if threads else {}
+
+
+def machine_busy_s(on: list[int] | None = None) -> float:
+    """CPU seconds the CPUs `on` (default: this process's) have spent busy since boot,
+    whoever ran there (time the hypervisor gave to other guests included: a timed run loses
+    it just the same)."""
     import psutil
 
-    t = psutil.cpu_times()
-    idle = t.idle + getattr(t, "iowait", 0.0)
-    total = sum(t)
-    for part in ("guest", "guest_nice"):  # already counted in user / nice on Linux
-        total -= getattr(t, part, 0.0)
-    return total - idle
+    on = cpus() if on is None else on
+    per_cpu = psutil.cpu_times(percpu=True)
+    busy = 0.0
+    for i in on:
+        if i >= len(per_cpu):
+            continue
+        t = per_cpu[i]
+        total = sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+        busy += total - t.idle - getattr(t, "iowait", 0.0)  # guest: counted in user already
+    return busy
 
 
 def process_sched(pid: int) -> tuple[float, float]:
@@ -89,13 +109,25 @@ def wait_idle(pid: int, window: float = 0.01, busy_share: float = 0.1,
     return time.perf_counter() - start
 
 
-def _open(name: str):
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+def _open(name: str) -> int:
+    """A descriptor of lock file `name` (created, readable by every user, if absent): flock
+    works on read-only descriptors, so another user's file serves as well as one's own."""
+    d = lock_dir()
+    d.mkdir(parents=True, exist_ok=True)
     try:
-        os.chmod(LOCK_DIR, 0o1777)  # every user's convbench shares the machine's locks
+        os.chmod(d, 0o1777)  # every user's convbench shares the machine's locks
     except OSError:
         pass
-    return open(LOCK_DIR / name, "a")
+    path = d / name
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            os.fchmod(fd, 0o644)
+        except OSError:
+            pass
+        return fd
 
 
 class MachineBusy(RuntimeError):
@@ -116,37 +148,49 @@ def _take(fh, mode: int, deadline: float | None) -> None:
             time.sleep(0.05)
 
 
-def _through_turnstile(fh, mode: int, deadline: float | None = None) -> None:
+def _through_turnstile(fd: int, mode: int, deadline: float | None = None) -> None:
     """Take `mode` on the timing lock, passing through the turnstile first."""
-    with _open("turnstile.lock") as gate:
+    gate = _open("turnstile.lock")
+    try:
         _take(gate, fcntl.LOCK_EX, deadline)
         try:
-            _take(fh, mode, deadline)
+            _take(fd, mode, deadline)
         finally:
             fcntl.flock(gate, fcntl.LOCK_UN)
+    finally:
+        os.close(gate)
 
 
-_compute = {"depth": 0, "fh": None}  # this process's compute phase (re-entrant)
+# this process's phases: its compute phase (re-entrant) and whether it is timing
+_compute: dict = {"depth": 0, "fd": None, "timing": False}
 
 
 @contextmanager
 def timing_phase(timeout: float | None = None) -> Iterator[float]:
     """Hold the machine for timing: wait for running compute phases of every convbench
-    process to end, keep new ones out, exclude other timers. Yields the seconds it waited;
-    raises `MachineBusy` after `timeout` seconds (None: wait as long as it takes). Inside this
+    process to end, keep new ones out, exclude other timers. Yields the seconds it waited (nan
+    when the lock files cannot be used: the timing then runs unguarded, and says so); raises
+    `MachineBusy` after `timeout` seconds (None: wait as long as it takes). Inside this
     process's own compute phase, that phase steps aside while the timing runs."""
     t0 = time.perf_counter()
-    outer = _compute["fh"]
+    outer = _compute["fd"]
     if outer is not None:
         fcntl.flock(outer, fcntl.LOCK_UN)
-    fh = _open("timing.lock")
     try:
-        _through_turnstile(fh, fcntl.LOCK_EX,
-                           None if timeout is None else time.monotonic() + timeout)
-        yield time.perf_counter() - t0
+        fd = _open("timing.lock")
+    except OSError:
+        fd = None
+    try:
+        if fd is not None:
+            _through_turnstile(fd, fcntl.LOCK_EX,
+                               None if timeout is None else time.monotonic() + timeout)
+        _compute["timing"] = True
+        yield time.perf_counter() - t0 if fd is not None else math.nan
     finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
+        _compute["timing"] = False
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
         if outer is not None:
             _through_turnstile(outer, fcntl.LOCK_SH)
 
@@ -154,17 +198,26 @@ def timing_phase(timeout: float | None = None) -> Iterator[float]:
 @contextmanager
 def compute_phase() -> Iterator[None]:
     """Mark a stretch of heavy computation: it waits while any convbench process times, and a
-    timer waits for it to end. Compute phases run alongside each other (and nest) freely."""
+    timer waits for it to end. Compute phases run alongside each other (and nest) freely;
+    inside this process's own timing phase, which holds the machine already, one is a no-op."""
+    if _compute["timing"]:
+        yield
+        return
     if _compute["depth"] == 0:
-        fh = _open("timing.lock")
-        _through_turnstile(fh, fcntl.LOCK_SH)
-        _compute["fh"] = fh
+        try:
+            fd = _open("timing.lock")
+        except OSError:  # no usable lock files: compute unguarded rather than not at all
+            fd = None
+        if fd is not None:
+            _through_turnstile(fd, fcntl.LOCK_SH)
+        _compute["fd"] = fd
     _compute["depth"] += 1
     try:
         yield
     finally:
         _compute["depth"] -= 1
         if _compute["depth"] == 0:
-            fh, _compute["fh"] = _compute["fh"], None
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            fh.close()
+            fd, _compute["fd"] = _compute["fd"], None
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)

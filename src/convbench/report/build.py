@@ -18,7 +18,7 @@ from convbench.report import plots
 from convbench.report.doc import Figure, Section, Table, to_html, to_markdown
 from convbench.report.findings import compare, study_numbers
 from convbench.report.stats import mean_std, wilcoxon_paired, wilson
-from convbench.results import attack_names, on_interpreter
+from convbench.results import attack_names, latency_batches, on_interpreter
 from convbench.store import Store
 
 GroupKey = tuple[str, str, str, str, str]
@@ -106,8 +106,13 @@ def _rq1(groups: dict[GroupKey, Cells]) -> Section:
 
 
 def _batches(cells: Cells) -> list[int]:
-    return sorted({m.batch_size for c in cells
-                   for m in c.metrics.find(measure="latency", stat="median")})
+    return sorted({b for c in cells for b in latency_batches(c)})
+
+
+def _trusted(cells: Cells, role: str, batch: int) -> list[float | None]:
+    """Each run's median at `batch`, None where it is noisy (tests leave such runs out)."""
+    ms = [c.metrics.one("latency", stat="median", role=role, batch_size=batch) for c in cells]
+    return [None if m is None or m.noisy else m.value for m in ms]
 
 
 def _noisy(cells: Cells, role: str, batch: int) -> bool:
@@ -142,10 +147,11 @@ def _rq2(groups: dict[GroupKey, Cells], holds: dict[GroupKey, str]) -> Section:
         if not bs:
             continue
         b = 128 if 128 in bs else bs[-1]
-        w = wilcoxon_paired(
-            _values(cells, "latency", stat="median", role="original", batch_size=b),
-            _values(cells, "latency", stat="median", role="converted", batch_size=b))
-        stat_rows.append([_label(k), str(b), str(len(cells)), fv(w["p"], "{:.3g}"),
+        pairs = [(o, v) for o, v in zip(_trusted(cells, "original", b),
+                                         _trusted(cells, "converted", b))
+                 if o is not None and v is not None]
+        w = wilcoxon_paired([o for o, _ in pairs], [v for _, v in pairs])
+        stat_rows.append([_label(k), str(b), str(len(pairs)), fv(w["p"], "{:.3g}"),
                           fv(w["effect"], "{:+.2f}"), w["verdict"]])
         label = _label(k)
         med = {r: [_ms(cells, "latency", stat="median", role=r, batch_size=x)[0] for x in bs]
@@ -187,7 +193,8 @@ def _rq2(groups: dict[GroupKey, Cells], holds: dict[GroupKey, str]) -> Section:
     s.blocks.append(Table(["cell", "batch", "runs", "Wilcoxon p", "effect (rank-biserial)",
                            "verdict"], stat_rows,
                           "Latency across training runs, original vs converted at batch 128 "
-                          "(or the largest): Wilcoxon signed-rank test"))
+                          "(or the largest): Wilcoxon signed-rank test over the runs whose two "
+                          "figures are not noisy"))
     labels = [_label(k) for k in groups]
     if series:
         png = plots.paired_lines(series, "batch size", "median ms per batch", log=True,

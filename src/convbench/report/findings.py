@@ -15,6 +15,7 @@ latency figure, and a plain count where a quantity does not vary between runs (f
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,7 +27,7 @@ import numpy as np
 from convbench.measures.agreement import mcnemar_from_counts
 from convbench.records import Status, StoredCell
 from convbench.report.stats import clopper_pearson, paired_change, wilcoxon_paired
-from convbench.results import on_interpreter
+from convbench.results import latency_batches, on_interpreter
 
 HOLDS, DIFFERS, NO_DATA = "holds", "differs", "not enough data"
 ALPHA = 0.05  # the significance level of every test here
@@ -127,17 +128,19 @@ def keras_onnx_labels(cells: list[StoredCell]) -> Finding:
     return f
 
 
-def _pairs(cells: list[StoredCell], format_a: str, format_b: str):
-    """(cell of format_a, cell of format_b) of the same original (framework, model, dataset,
-    run, training): pairs for a paired test."""
-    by = defaultdict(dict)
+def _paired(cells: list[StoredCell], measure: str, **fields) -> list[tuple[float, float]]:
+    """One (ONNX, Core ML) pair of `measure` per original (framework, model, dataset, run,
+    trained file): the mean over its ONNX cells and over its Core ML cells (FP16, FP32 and
+    NeuralNetwork targets of one original are one pair, not several)."""
+    by: dict = defaultdict(lambda: {"onnx": [], "coreml": []})
     for c in _ok(cells):
         fmt = "coreml" if c.key.format.startswith("coreml") else c.key.format
-        k = c.key
-        by[(k.framework, k.model, k.dataset, k.run, c.artifacts.get("original") and
-            c.artifacts["original"].sha256)].setdefault(fmt, []).append(c)
-    return [(a, b) for group in by.values() for a in group.get(format_a, [])
-            for b in group.get(format_b, [])]
+        v = c.metrics.get(measure, **fields)
+        if fmt in ("onnx", "coreml") and v is not None:
+            k, orig = c.key, c.artifacts.get("original")
+            by[(k.framework, k.model, k.dataset, k.run, orig and orig.sha256)][fmt].append(v)
+    return [(float(np.mean(g["onnx"])), float(np.mean(g["coreml"]))) for g in by.values()
+            if g["onnx"] and g["coreml"]]
 
 
 def coreml_error_larger(cells: list[StoredCell]) -> Finding:
@@ -151,24 +154,22 @@ def coreml_error_larger(cells: list[StoredCell]) -> Finding:
                 f"Core ML / ONNX mean abs error: median {np.median(ratios):.2g}x over "
                 f"{len(ratios)} models ({min(ratios):.2g}x to {max(ratios):.2g}x)",
                 sources=tuple(n["id"] for n in _numbers("abs_err_mean")))
-    pairs = [(o.metrics.get("abs_err", stat="mean"), c.metrics.get("abs_err", stat="mean"))
-             for o, c in _pairs(cells, "onnx", "coreml")]
-    pairs = [(o, c) for o, c in pairs if o is not None and c is not None]
+    pairs = _paired(cells, "abs_err", stat="mean")
     if not pairs:
         f.why = "no ONNX and Core ML cells of the same original"
         return f
     onnx, coreml = np.array(pairs).T
     ratio = np.median(coreml / np.maximum(onnx, 1e-30))
     larger = int((coreml > onnx).sum())
-    f.figure = (f"Core ML / ONNX mean abs error: median {ratio:.2g}x; Core ML larger in "
-                f"{larger} of {len(pairs)} pairs")
+    f.figure = (f"Core ML / ONNX mean abs error: median {ratio:.2g}x; Core ML larger for "
+                f"{larger} of {len(pairs)} originals")
     w = wilcoxon_paired(list(coreml), list(onnx))
     if np.isnan(w["p"]):
         f.test = f"Wilcoxon signed-rank over pairs: {w['verdict']}"
-        f.why = f"{len(pairs)} pair(s) of the same original; the test needs 6 or more"
+        f.why = f"{len(pairs)} original(s) converted to both; the test needs 6 or more"
         return f
-    f.test = f"Wilcoxon signed-rank over {len(pairs)} pairs: {_p(w['p'])}; rank-biserial " \
-             f"{w['effect']:+.2f}"
+    f.test = f"Wilcoxon signed-rank over {len(pairs)} originals: {_p(w['p'])}; " \
+             f"rank-biserial {w['effect']:+.2f}"
     if w["p"] < ALPHA and w["effect"] > 0:
         f.verdict = HOLDS
     else:
@@ -228,8 +229,7 @@ def some_slower(cells: list[StoredCell]) -> Finding:
     groups = defaultdict(list)
     interpreted = noisy = 0
     for c in _ok(cells):
-        batches = sorted({m.batch_size for m in c.metrics.find(measure="latency",
-                                                                stat="median")})
+        batches = latency_batches(c)
         if not batches:
             continue
         if on_interpreter(c):
@@ -305,24 +305,29 @@ def coreml_more_vulnerable(cells: list[StoredCell]) -> Finding:
     if not all(n for _, _, n in got.values()):
         f.why = "needs FGSM or Boundary replayed on both ONNX and Core ML cells"
         return f
-    rise, ps = {}, {}
+    rise, se, ps = {}, {}, {}
     for fmt, (b, c, n) in got.items():
-        rise[fmt] = (b - c) / n  # converted misclassifies inputs the original got right
+        # the rise in misclassification: inputs only the original still gets right
+        d, lo, _ = paired_change(c, b, n)
+        rise[fmt], se[fmt] = d, (d - lo) / 1.96
         ps[fmt] = mcnemar_from_counts(b, c)
+    diff = rise["coreml"] - rise["onnx"]
+    z = diff / math.hypot(se["coreml"], se["onnx"]) if se["coreml"] or se["onnx"] else 0.0
+    p_diff = math.erfc(abs(z) / math.sqrt(2))  # two-sided, normal approximation
     f.figure = "; ".join(f"{'Core ML' if fmt == 'coreml' else 'ONNX'}: misclassification "
                          f"{rise[fmt]:+.1%} after conversion over {got[fmt][2]} inputs"
                          for fmt in ("onnx", "coreml"))
-    f.test = ("McNemar's exact test of original vs converted correctness on the adversarial "
-              f"inputs, pooled per format: ONNX {_p(ps['onnx'])}, Core ML {_p(ps['coreml'])}")
-    coreml_worse = ps["coreml"] < ALPHA and rise["coreml"] > 0
-    onnx_worse = ps["onnx"] < ALPHA and rise["onnx"] > 0
-    if coreml_worse and (not onnx_worse or rise["coreml"] > rise["onnx"]):
+    f.test = (f"difference of the two rises {diff:+.1%}: z-test {_p(p_diff)} (normal "
+              f"approximation, independent formats); within each format, McNemar's exact test "
+              f"of original vs converted correctness: ONNX {_p(ps['onnx'])}, Core ML "
+              f"{_p(ps['coreml'])}")
+    if p_diff < ALPHA and diff > 0 and ps["coreml"] < ALPHA:
         f.verdict = HOLDS
     else:
         f.verdict = DIFFERS
-        f.why = ("ONNX models lose more robustness than Core ML's" if onnx_worse else
-                 "adversarial inputs crafted on the original fool Core ML no more often than "
-                 "the original") + "; " + VERSIONS
+        f.why = ("ONNX models lose more robustness than Core ML's" if p_diff < ALPHA and diff < 0
+                 else "adversarial inputs crafted on the original fool Core ML no more often "
+                 "than ONNX") + "; " + VERSIONS
     return f
 
 

@@ -101,9 +101,10 @@ class Store:
             with sqlite3.connect(backup) as dst:
                 self.conn.backup(dst)
         try:
-            self.conn.execute("BEGIN")
-            v1_to_v2(self.conn, _create_v2)
-            self._set_version()
+            self.conn.execute("BEGIN IMMEDIATE")  # one migrating process; others wait for it
+            if self._schema_version() == 1:  # not migrated meanwhile by another process
+                v1_to_v2(self.conn, _create_v2)
+                self._set_version()
             self.conn.execute("COMMIT")
         except Exception as e:
             self.conn.execute("ROLLBACK")

@@ -13,10 +13,6 @@ from typing import IO, Iterator
 from convbench.records import CellResult, Status
 
 
-def label(key) -> str:
-    return f"{key.framework} {key.model} {key.dataset} -> {key.format} run {key.run}"
-
-
 def console_stream() -> IO[str]:
     """A stream to the terminal that stays there while a cell's output goes to its log (or
     `sys.stderr` itself when it is not a file, as under a test harness)."""
@@ -37,23 +33,39 @@ def output_to(log: str) -> Iterator[None]:
     streams = sys.stdout, sys.stderr
     for s in streams:
         s.flush()
-    saved = [os.dup(1), os.dup(2)]
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    # Python-level writers too (progress bars, warnings), wherever sys.stderr points now
-    sys.stdout = sys.stderr = text = open(log, "a", buffering=1, errors="replace")
+    saved: list[int] = []
     try:
+        saved = [os.dup(1), os.dup(2)]
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+        finally:
+            os.close(fd)
+        # Python-level writers (progress bars, warnings) that are not already descriptors 1
+        # and 2 (a test harness's capture) write there too, through streams that are never
+        # closed: a logger keeping one finds it still open after the cell
+        sys.stdout = streams[0] if _on_fd(streams[0], 1) else \
+            open(1, "w", buffering=1, closefd=False, errors="replace")
+        sys.stderr = streams[1] if _on_fd(streams[1], 2) else \
+            open(2, "w", buffering=1, closefd=False, errors="replace")
         yield
     finally:
-        text.flush()
+        for s in (sys.stdout, sys.stderr):
+            s.flush()
         sys.stdout, sys.stderr = streams
-        text.close()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
+        if saved:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def _on_fd(stream, fd: int) -> bool:
+    try:
+        return stream.fileno() == fd
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class StudyDisplay:
@@ -72,7 +84,7 @@ class StudyDisplay:
                                        "{postfix}", dynamic_ncols=True)
 
     def start(self, key) -> None:
-        self.running[key.id] = (label(key), "starting")
+        self.running[key.id] = (key.label, "starting")
         self._show()
 
     def step(self, key, text: str) -> None:
@@ -91,7 +103,7 @@ class StudyDisplay:
         if result.status is not Status.OK or self.bar is None:
             how = result.status.value + (f" ({result.category.value})"
                                          if result.status is not Status.OK else "")
-            self.note(f"[{self.done}/{self.total}] {label(result.key)}: {how} "
+            self.note(f"[{self.done}/{self.total}] {result.key.label}: {how} "
                       f"in {result.finished - result.started:.0f} s")
         if self.bar is not None:
             self.bar.update()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import IO
@@ -48,6 +49,7 @@ def run_study(cells: list[Cell], store: Store, study: str = "", force: bool = Fa
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
     todo = [c for c in cells if force or not store.has(c.key.id)]
+    own_console = console is None
     console = console or console_stream()
     display = StudyDisplay(len(todo), study, console)
     if len(todo) < len(cells):
@@ -68,7 +70,7 @@ def run_study(cells: list[Cell], store: Store, study: str = "", force: bool = Fa
         if executor == "serial":
             for cell in todo:
                 begin(cell)
-                log = log_path(cell)
+                log = log_path(cell.key)
                 with output_to(log), listening(lambda text, k=cell.key: display.step(k, text)):
                     result = run_cell(cell, log)
                 result.info["log"] = log
@@ -86,11 +88,14 @@ def run_study(cells: list[Cell], store: Store, study: str = "", force: bool = Fa
         retime(cells, store, display, noisy_too=retry_noisy)  # deferred timings, alone
     finally:
         display.close()
+        if own_console and console is not sys.stderr:
+            console.close()
     return done
 
 
-def log_path(cell: Cell) -> str:
-    return str(cache_dir() / "logs" / f"{cell.key.id}.log")
+def log_path(key) -> str:
+    """Where a cell's output (its frameworks' included) goes."""
+    return str(cache_dir() / "logs" / f"{key.id}.log")
 
 
 def thread_budget(workers: int, cell_threads: int | None) -> int | None:
@@ -108,7 +113,7 @@ def _run_local(cells: list[Cell], workers: int, limits: Limits, begin, finish, d
         while pending and len(running) < workers:
             cell = pending.pop(0)
             parent, child = ctx.Pipe(duplex=False)
-            log = log_path(cell)
+            log = log_path(cell.key)
             begin(cell)
             proc = ctx.Process(target=_child, args=(cell, child, limits.memory_bytes, threads,
                                                     log), daemon=True)

@@ -31,7 +31,7 @@ def run_on_ray(cells, workers: int, limits: Limits, begin, finish, address: str 
         while pending or running:
             while pending and len(running) < workers:
                 cell = pending.pop(0)
-                log = log_path(cell)
+                log = log_path(cell.key)
                 begin(cell)
                 ref = task.remote(cell, limits.memory_bytes, threads, log)
                 running[ref] = (cell, time.monotonic(), log)

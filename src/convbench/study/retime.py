@@ -4,6 +4,7 @@ time, memory and latency are replaced; accuracy, attacks and the rest stay as st
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from convbench.measures import measure_cost
@@ -58,7 +59,7 @@ def _retime(cell: Cell, stored: StoredCell, store: Store, display) -> str:
         keep = [m for m in stored.metrics if m.measure in MEASURES]
         store.replace_measures(stored.id, MEASURES, keep, [gone])
         return gone.message
-    log = log_path(cell)
+    log = log_path(cell.key)
     with output_to(log), listening(lambda text, k=cell.key: display.step(k, text)):
         ds = dataset_for(cell.train.model, cell.train.dataset, cell.data_dir,
                          **cell.train.data_options)
@@ -69,9 +70,8 @@ def _retime(cell: Cell, stored: StoredCell, store: Store, display) -> str:
             layout = "keras" if art.meta.get("layout") == "nhwc" else "torch"
             models[role] = Model(art, name, to_layout(x, layout),
                                  cell.runtime_options.get(name, {}))
-        opts = cell.measures.cost()
-        metrics, outcomes, info = measure_cost(models, type(opts)(opts.latency, opts.memory,
-                                                                  wait=None), cell.threads, log)
+        opts = replace(cell.measures.cost(), wait=None)  # alone now: wait as long as it takes
+        metrics, outcomes, info = measure_cost(models, opts, cell.threads, log)
     store.replace_measures(stored.id, MEASURES, metrics, outcomes, {"cost": info})
     still = sum(1 for m in metrics if m.measure == "latency" and m.stat == "median" and m.noisy)
     return f"timed again, {still} latency figure(s) noisy"

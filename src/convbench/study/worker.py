@@ -10,7 +10,6 @@ writes the store.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from convbench.records import Category, CellResult, Status
@@ -34,16 +33,12 @@ def child_main(cell, conn, memory_limit: int | None, threads: int | None, log: s
 
 def run_isolated(cell, memory_limit: int | None, threads: int | None, log: str) -> CellResult:
     """Run `cell` in this (dedicated) process: output to `log`, address space capped."""
+    from convbench.measures.machine import thread_env
+    from convbench.study.display import output_to
+
     Path(log).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    sys.stdout = os.fdopen(1, "w", buffering=1)
-    sys.stderr = os.fdopen(2, "w", buffering=1)
-    if threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-            os.environ[var] = str(threads)
+    Path(log).write_text("")  # this run's output only
+    os.environ.update(thread_env(threads))
     if memory_limit:
         import resource
 
@@ -51,11 +46,12 @@ def run_isolated(cell, memory_limit: int | None, threads: int | None, log: str) 
     from convbench.study.cell import run_cell
 
     try:
-        if threads:
-            import torch
+        with output_to(log):
+            if threads:
+                import torch
 
-            torch.set_num_threads(threads)
-        result = run_cell(cell, log)
+                torch.set_num_threads(threads)
+            result = run_cell(cell, log)
     except MemoryError:
         result = CellResult(cell.key, Status.FAILED, Category.OUT_OF_MEMORY,
                             f"the cell exceeded its memory limit of {memory_limit} bytes")
