@@ -55,7 +55,7 @@ def test_a_figure_is_noisy_when_its_interval_is_wide_or_the_machine_busy():
     assert quiet.get("latency", stat="runs", role="converted") == 200
     assert quiet.get("latency", stat="others_load", role="converted") == 0
     noisy = Metrics(_figure(wide).metrics(opts, cpus=2, threads=2))
-    assert all(m.noisy for m in noisy) and "95% interval" in noisy_reason(noisy)
+    assert all(m.noisy for m in noisy) and "95% interval +-" in noisy_reason(noisy)
     # another process took 0.6 CPU-seconds over 2 CPUs x 1 s of runs: 30% > 25%
     busy = Metrics(_figure(tight * 5, others_cpu_s=0.6 * sum(tight * 5)).metrics(opts, 2, 2))
     assert all(m.noisy for m in busy)

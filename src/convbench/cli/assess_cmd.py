@@ -73,7 +73,8 @@ def assess(args) -> int:
     path = Path(args.model)
     if not path.exists():
         raise ValueError(f"--model {path}: no such file")
-    shape, layout = _input_shape(args)
+    with output_to(log_path(CellKey(args.framework, path.name, "-", "-", "-"))):
+        shape, layout = _input_shape(args)  # loading it, the framework talks: to a log
     ds = _dataset(args, shape, layout)
     x, y, _ = ds.arrays("test", args.n)
     xs = to_layout(x, "keras" if layout == "nhwc" else "torch")

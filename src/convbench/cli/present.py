@@ -78,9 +78,14 @@ def table(cells: list[StoredCell]) -> str:
 
 def _notes(cells: list[StoredCell]) -> list[str]:
     out = []
-    if any(m.noisy for c in cells for m in c.metrics.find(measure="latency")):
-        out.append(f"{NOISY} noisy: timed while other work competed for the CPUs or with a wide "
-                   f"interval; `convbench run SPEC --retry-noisy` times such cells again")
+    noisy = [m for c in cells for m in c.metrics.find(measure="latency", stat="median")
+             if m.noisy]
+    if noisy:
+        where = ", ".join(sorted({f"b{m.batch_size}" for m in noisy}, key=lambda b: int(b[1:])))
+        out.append(f"{NOISY} noisy: {len(noisy)} latency figure(s) (at {where}) timed while other "
+                   f"work competed for the CPUs or with a wide interval; `convbench report` "
+                   f"says why; `convbench run SPEC --retry-noisy` times a study's noisy cells "
+                   f"again (an assessment: run it again)")
     if any(on_interpreter(c) for c in cells):
         out.append("Core ML latency and memory here are convbench's interpreter's, not Apple's "
                    "runtime's")

@@ -171,7 +171,7 @@ def noisy_reason(metrics, opts: LatencyOptions | None = None) -> str:
             parts.append(f"{by.get('runs', 0):.0f} runs, too few for a 95% interval")
         elif max(med - lo, hi - med) / med > opts.noisy_ci:
             half = max(med - lo, hi - med) / med
-            parts.append(f"95% interval +-{half:.0%} (> +-{opts.noisy_ci:.0%})")
+            parts.append(f"95% interval +-{half:.1%} (> +-{opts.noisy_ci:.0%})")
     load = by.get("others_load")
     if load is not None and load > opts.noisy_load:
         parts.append(f"other processes used {load:.0%} of the CPUs (> {opts.noisy_load:.0%})")
