@@ -95,18 +95,19 @@ def assess(args) -> int:
             options = _convert_options(args, resolve_target(fmt)[0])
             digest = hashlib.sha256(json.dumps(
                 [original.sha256, fmt, options, args.n, args.dataset, runtime_options, attacks,
-                 args.attack_n], sort_keys=True).encode()).hexdigest()[:16]
+                 args.attack_n] + ([args.threads] if args.threads else []),
+                sort_keys=True).encode()).hexdigest()[:16]
             key = CellKey(args.framework, path.name, args.dataset, fmt,
                           default_runtime(resolve_target(fmt)[0]), 0, digest)
             log = log_path(key)
 
             def body(r, options=options, log=log):
-                convert_and_compare(r, original, x, y, options, measures,
+                convert_and_compare(r, original, x, y, options, measures, args.threads,
                                     runtime_options=runtime_options, log=log)
                 if attacks:
                     attack_cell(r, original, r.artifacts["converted"], x, y, attacks,
                                 args.attack_n, 0, ds.num_classes,
-                                getattr(ds, "vocabulary", lambda: None)(),
+                                getattr(ds, "vocabulary", lambda: None)(), args.threads,
                                 runtime_options=runtime_options)
 
             store.begin(key.id)

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     _coreml_runtime(p)
     p.add_argument("--batch-sizes", default="1,32,128", help="latency sweep")
     p.add_argument("--no-memory", action="store_true", help="skip the memory probes")
+    p.add_argument("--threads", type=int, help="compute threads of every runtime (default: "
+                   "every CPU); 1 gives the most reproducible latency on a shared machine")
     p.add_argument("--attack", default="", help="RQ3 attacks, comma-separated: fgsm, pgd, "
                    "boundary, hopskipjump (images), genetic (text)")
     p.add_argument("--attack-n", type=int, default=1000,

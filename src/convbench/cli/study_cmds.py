@@ -20,6 +20,7 @@ DEMO = {
     "train": {"epochs": 15, "lr": 0.05, "batch_size": 32, "n_train": 2000},
     "attacks": [{"name": "fgsm", "eps": 0.3}],
     "attack_n": 200,
+    "threads": 1,  # one compute thread per runtime: latency that a shared machine reproduces
 }
 
 
