@@ -91,8 +91,10 @@ def _measure(models: dict[str, Model], opts: CostOptions, threads: int, log: str
     hosts: dict[str, RuntimeHost] = {}
     used: dict[str, int] = {}
 
-    def start(role, m):
-        hosts[role] = RuntimeHost(m.artifact, m.runtime, m.x, threads, m.options, log)
+    largest = max(lat.batch_sizes, default=1)
+
+    def start(role, m):  # the largest batch is all it runs (smaller ones are its first rows)
+        hosts[role] = RuntimeHost(m.artifact, m.runtime, m.x[:largest], threads, m.options, log)
 
     def load(role, host):
         got = host.call("load")
@@ -101,7 +103,7 @@ def _measure(models: dict[str, Model], opts: CostOptions, threads: int, log: str
         info[f"runner_{role}"] = got["runner"]
 
     def memory(role, host):
-        got = host.call("memory", batch=max(lat.batch_sizes, default=1))
+        got = host.call("memory", batch=largest)
         metrics.extend(Metric("memory", got[k], "bytes", stat=stat, role=role)
                        for stat, k in (("peak", "peak_rss"), ("import", "import_rss")))
         metrics.append(Metric("memory", got["peak_rss"] - got["import_rss"], "bytes",

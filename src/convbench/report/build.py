@@ -225,18 +225,17 @@ def _sweep_curve(cells: Cells, attack: str):
     if not swept:
         return None
     param = swept[0].sweep
-    points = {m.sweep_value: {} for m in swept}
-    own = next((o.params.get(param) for c in cells for o in c.outcomes
+    own = next((float(o.params[param]) for c in cells for o in c.outcomes
                 if o.kind == "attack" and o.name == attack and param in o.params), None)
-    if own is not None:
-        own = float(own)
-        points[own] = {}
-    xs = sorted(points)
-    ys = {}
-    for role in ("original", "converted"):
-        ys[role] = [_ms(cells, "misclassification", role=role, attack=attack,
-                        direction="forward", sweep=param if x != own else "",
-                        sweep_value=x if x != own else None)[0] for x in xs]
+    xs = sorted({m.sweep_value for m in swept} | ({own} if own is not None else set()))
+
+    def at(x):  # the attack's own setting is stored without a sweep point
+        return {"sweep": "", "sweep_value": None} if x == own else \
+            {"sweep": param, "sweep_value": x}
+
+    ys = {role: [_ms(cells, "misclassification", role=role, attack=attack,
+                     direction="forward", **at(x))[0] for x in xs]
+          for role in ("original", "converted")}
     return param, xs, ys["original"], ys["converted"]
 
 
