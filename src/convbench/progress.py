@@ -10,10 +10,12 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 _listener: list[Callable[[str], None]] = []
+_current = [""]
 
 
 def step(text: str) -> None:
     """Say what the current cell is doing (a few words: "training", "attack fgsm")."""
+    _current[0] = text
     for fn in _listener[-1:]:
         try:
             fn(text)
@@ -29,3 +31,12 @@ def listening(fn: Callable[[str], None]) -> Iterator[None]:
         yield
     finally:
         _listener.remove(fn)
+
+
+def current() -> str:
+    """The last step this process said (what a failure interrupted)."""
+    return _current[0]
+
+
+def reset() -> None:
+    _current[0] = ""

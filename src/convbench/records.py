@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -56,24 +57,44 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def sha256_path(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a directory's files (relative names and bytes, sorted)."""
-    p = Path(path)
+    """sha256 of a file, or of a directory's entries (relative names and bytes, sorted; a link
+    inside it counts by where it points, never followed; special files are refused)."""
+    from convbench.files import _top, walk
+
+    p = _top(path)
     h = hashlib.sha256()
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    for f in files:
-        if p.is_dir():
-            h.update(str(f.relative_to(p)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+    if not p.is_dir():
+        _hash_file(p, h)
+        return h.hexdigest()
+    for f, st in walk(p):
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        h.update(str(f.relative_to(p)).encode() + b"\0")
+        if stat.S_ISLNK(st.st_mode):
+            h.update(b"->" + os.readlink(f).encode())
+        elif stat.S_ISREG(st.st_mode):
+            _hash_file(f, h)
+        else:
+            from convbench.files import UnsafeFileError
+
+            raise UnsafeFileError(f"{f}: not a regular file inside the model; never read")
     return h.hexdigest()
 
 
+def _hash_file(f: Path, h) -> None:
+    with open(f, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+
+
 def size_path(path: str | os.PathLike) -> int:
-    """Bytes of a file, or of all files under a directory (a Core ML package)."""
+    """Bytes of a file, or of the regular files under a directory (a Core ML package; links
+    are not followed)."""
+    from convbench.files import walk
+
     p = Path(path)
     if p.is_dir():
-        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        return sum(st.st_size for _, st in walk(p) if stat.S_ISREG(st.st_mode))
     return p.stat().st_size
 
 

@@ -68,7 +68,8 @@ def test_a_cell_over_its_memory_limit_is_recorded(tmp_path):
         [result] = run_study(_cells(), store, executor="local",
                              limits=Limits(memory_bytes=512 * 2 ** 20))
     assert result.category is Category.OUT_OF_MEMORY
-    assert "memory limit of 536870912 bytes" in result.message
+    assert "memory cap of 512 MiB" in result.message and "--memory-limit" in result.message, \
+        result.message
 
 
 def test_a_cell_whose_process_dies_is_recorded_as_a_crash(tmp_path):

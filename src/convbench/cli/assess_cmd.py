@@ -13,8 +13,12 @@ from convbench.records import Artifact, CellKey
 def _input_shape(args) -> tuple[tuple[int, ...] | None, str]:
     """One sample's shape in the model's layout, and that layout."""
     if args.framework == "keras":
-        from convbench.models.load import load_keras
+        from convbench.models.load import keras_config, keras_input_shape, load_keras
 
+        # from its config: no TensorFlow needed, a Lambda layer refused as loading would
+        declared = keras_input_shape(keras_config(args.model, args.trust_model))
+        if declared is not None:
+            return declared, "nhwc"
         model = load_keras(args.model, trust=args.trust_model)
         return tuple(int(d) for d in model.inputs[0].shape[1:]), "nhwc"
     if args.input_shape:
@@ -26,20 +30,26 @@ def _input_shape(args) -> tuple[tuple[int, ...] | None, str]:
     return None, "nchw"
 
 
-def _dataset(args, shape, layout):
+def _data_options(args, shape, layout, memory: int | None) -> dict:
+    """The dataset options that give the model's declared input; refused before any data is
+    resized when the inputs would not fit the memory cap."""
     from convbench.data import get_dataset
+    from convbench.limits import check_fits
 
     ds = get_dataset(args.dataset, args.data_dir)
     if ds.kind == "image" and shape is not None:
         c, h, w = (shape[2], shape[0], shape[1]) if layout == "nhwc" else shape
         if args.dataset == "digits":
-            ds = get_dataset("digits", args.data_dir, size=h, channels=c)
-        elif tuple(ds.input_shape) != (c, h, w):
+            count = len(ds.arrays("test")[1])  # the whole split is resized, then subset
+            check_fits(shape, count, 4, memory, f"the {count} test digits resized to it")
+            return {"size": h, "channels": c}
+        if tuple(ds.input_shape) != (c, h, w):
             raise ValueError(f"the model takes {c}x{h}x{w} images, {args.dataset} has "
                              f"{'x'.join(map(str, ds.input_shape))}; pick a dataset of that shape")
     elif ds.kind == "text" and shape is not None:
-        ds = get_dataset(args.dataset, args.data_dir, maxlen=shape[0])
-    return ds
+        check_fits(shape, args.n or 25_000, 8, memory, f"{args.dataset} padded to it")
+        return {"maxlen": shape[0]}
+    return {}
 
 
 def _convert_options(args, fmt: str) -> dict:
@@ -59,25 +69,30 @@ def _convert_options(args, fmt: str) -> dict:
 
 def assess(args) -> int:
     from convbench.attacks import make_attack
-    from convbench.attacks.protocol import attack_cell
     from convbench.cli.study_cmds import coreml_options
     from convbench.convert import resolve_target
+    from convbench.data import get_dataset
+    from convbench.files import check_model_path
+    from convbench.limits import ASSESS_SECONDS, Limits, memory_cap
     from convbench.models import to_layout
-    from convbench.progress import listening
     from convbench.runtimes import default_runtime
     from convbench.store import Store
-    from convbench.study.cell import MeasureOptions, convert_and_compare, guarded
-    from convbench.study.display import StudyDisplay, console_stream, output_to
-    from convbench.study.executor import log_path
+    from convbench.study.cell import MeasureOptions, UserCell
+    from convbench.study.display import output_to
+    from convbench.study.executor import log_path, run_study
 
     path = Path(args.model)
     if not path.exists():
         raise ValueError(f"--model {path}: no such file")
-    with output_to(log_path(CellKey(args.framework, path.name, "-", "-", "-"))):
-        shape, layout = _input_shape(args)  # loading it, the framework talks: to a log
-    ds = _dataset(args, shape, layout)
-    x, y, _ = ds.arrays("test", args.n)
-    xs = to_layout(x, "keras" if layout == "nhwc" else "torch")
+    check_model_path(path, args.framework, args.trust_model)
+    limits = Limits.from_options(args.memory_limit, args.time_limit, ASSESS_SECONDS)
+    with memory_cap(limits.memory_bytes):
+        with output_to(log_path(CellKey(args.framework, path.name, "-", "-", "-"))):
+            shape, layout = _input_shape(args)  # loading it, the framework talks: to a log
+        data_options = _data_options(args, shape, layout, limits.memory_bytes)
+        ds = get_dataset(args.dataset, args.data_dir, **data_options)
+        x, _, _ = ds.arrays("test", args.n)
+    xs = to_layout(x[:1], "keras" if layout == "nhwc" else "torch")
     meta = {"layout": layout, "input_shape": list(xs.shape[1:]), "input_dtype": str(xs.dtype),
             "holds": "user model file", "factory": args.factory}
     original = Artifact.from_path(args.framework, path, **meta)
@@ -87,37 +102,21 @@ def assess(args) -> int:
     if args.trust_model:
         runtime_options["keras"] = {"trust_model": True}
     attacks = [{"name": a, **make_attack(a).params} for a in args.attack.split(",") if a]
-    formats = [f.strip() for f in args.to.split(",") if f.strip()]
     cells = []
-    display = StudyDisplay(len(formats), "assess", console_stream())
-    with Store(args.store) as store:
-        for fmt in formats:
-            options = _convert_options(args, resolve_target(fmt)[0])
-            digest = hashlib.sha256(json.dumps(
-                [original.sha256, fmt, options, args.n, args.dataset, runtime_options, attacks,
-                 args.attack_n] + ([args.threads] if args.threads else []),
-                sort_keys=True).encode()).hexdigest()[:16]
-            key = CellKey(args.framework, path.name, args.dataset, fmt,
-                          default_runtime(resolve_target(fmt)[0]), 0, digest)
-            log = log_path(key)
-
-            def body(r, options=options, log=log):
-                convert_and_compare(r, original, x, y, options, measures, args.threads,
-                                    runtime_options=runtime_options, log=log)
-                if attacks:
-                    attack_cell(r, original, r.artifacts["converted"], x, y, attacks,
-                                args.attack_n, 0, ds.num_classes,
-                                getattr(ds, "vocabulary", lambda: None)(), args.threads,
-                                runtime_options=runtime_options)
-
-            store.begin(key.id)
-            display.start(key)
-            with output_to(log), listening(lambda text, k=key: display.step(k, text)):
-                result = guarded(key, body)
-            result.info["log"] = log
-            store.put(result, "assess")
-            display.finish(result)
-            cells += store.cells({key.id})
-    display.close()
-    print(table(cells))
-    return 0 if all(c.status.value == "ok" for c in cells) else 1
+    for fmt in (f.strip() for f in args.to.split(",") if f.strip()):
+        options = _convert_options(args, resolve_target(fmt)[0])
+        digest = hashlib.sha256(json.dumps(
+            [original.sha256, fmt, options, args.n, args.dataset, runtime_options, attacks,
+             args.attack_n] + ([args.threads] if args.threads else []),
+            sort_keys=True).encode()).hexdigest()[:16]
+        key = CellKey(args.framework, path.name, args.dataset, fmt,
+                      default_runtime(resolve_target(fmt)[0]), 0, digest)
+        cells.append(UserCell(key, original, args.dataset, data_options, args.n, options,
+                              measures, args.threads, args.data_dir, runtime_options, attacks,
+                              args.attack_n))
+    with Store(args.store) as store:  # each target in a process of its own, under the limits
+        run_study(cells, store, "assess", force=True, executor="local", workers=1,
+                  limits=limits, cell_threads=args.threads)
+        stored = list(store.cells({c.key.id for c in cells}))
+    print(table(stored))
+    return 0 if all(c.status.value == "ok" for c in stored) else 1

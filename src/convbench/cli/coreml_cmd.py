@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections import Counter
 
 
-def census(path: str) -> tuple[str, Counter, set[str]]:
+def census(path: str, trust: bool = False) -> tuple[str, Counter, set[str]]:
     """(model type, op or layer counts, the supported names) of a Core ML model."""
     from convbench.mil.program import load_program, load_spec, op_census
 
-    spec = load_spec(path)
+    spec = load_spec(path, trust)
     if spec.WhichOneof("Type") == "mlProgram":
         from convbench.mil.ops import OPS
 
-        return "ML Program", op_census(load_program(path)), set(OPS.names()) | {"const"}
+        return "ML Program", op_census(load_program(path, trust)), set(OPS.names()) | {"const"}
     from convbench.nn.interpreter import NESTED
     from convbench.nn.layers import LAYERS
 
@@ -32,7 +32,7 @@ def census(path: str) -> tuple[str, Counter, set[str]]:
 
 
 def ops(args) -> int:
-    kind, counts, supported = census(args.model)
+    kind, counts, supported = census(args.model, args.trust_model)
     print(f"{args.model}: {kind}, {sum(counts.values())} ops of {len(counts)} types")
     width = max(map(len, counts), default=4)
     for name, n in sorted(counts.items()):

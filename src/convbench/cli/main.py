@@ -25,6 +25,15 @@ def _coreml_runtime(p: argparse.ArgumentParser) -> None:
                    help="interpreter: arithmetic inside each op (storage follows the model)")
 
 
+def _limits(p: argparse.ArgumentParser, what: str, seconds: str) -> None:
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help=f"seconds per {what} (default {seconds}; 0: none); a {what} past it is "
+                   f"stopped and stored as a timeout")
+    p.add_argument("--memory-limit", type=float, metavar="GIB",
+                   help=f"GiB of memory per {what} (default 75%% of physical memory; 0: none); "
+                   f"an allocation past it fails and the {what} is stored as out_of_memory")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="convbench", description="Convert a deep-learning model, "
                                  "run original and converted side by side, measure what changed.")
@@ -47,9 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "ray: each cell a Ray task")
     p.add_argument("--workers", type=int, default=1, help="local, ray: cells run at once")
     p.add_argument("--address", help="ray: the cluster's address (default: a local Ray)")
-    p.add_argument("--time-limit", type=float, help="local, ray: seconds per cell")
-    p.add_argument("--memory-limit", type=float,
-                   help="local, ray: GiB of address space per cell")
+    _limits(p, "cell", "43200 (12 h)")
     _coreml_runtime(p)
     p.set_defaults(handler="convbench.cli.study_cmds:run")
 
@@ -80,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack-n", type=int, default=1000,
                    help="inputs both models classify correctly to attack (default 1000)")
     p.add_argument("--trust-model", action="store_true",
-                   help="load Keras Lambda layers (runs the model's own code)")
+                   help="load Keras Lambda layers (runs the model's own code) and follow "
+                   "links that lead out of the model")
+    _limits(p, "target", "3600")
     _common_store(p)
     _data_dir(p)
     p.set_defaults(handler="convbench.cli.assess_cmd:assess")
@@ -90,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = csub.add_parser("ops", help="list a model's ops (or layers) and whether convbench's "
                         "interpreter supports each")
     q.add_argument("model", help="an .mlpackage or .mlmodel")
+    q.add_argument("--trust-model", action="store_true",
+                   help="follow links that lead out of the package")
     q.set_defaults(handler="convbench.cli.coreml_cmd:ops")
 
     p = sub.add_parser("report", help="write report.md and a self-contained report.html")

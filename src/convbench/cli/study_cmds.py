@@ -72,11 +72,11 @@ def run(args) -> int:
         merged = {**spec.runtime_options, "coreml": {**spec.runtime_options.get("coreml", {}),
                                                      **coreml}}
         spec = spec.model_copy(update={"runtime_options": merged})
-    from convbench.study.executor import Limits
+    from convbench.limits import STUDY_SECONDS, Limits
 
-    memory = int(args.memory_limit * 2 ** 30) if args.memory_limit else None
+    limits = Limits.from_options(args.memory_limit, args.time_limit, STUDY_SECONDS)
     return _run(spec, args.store, args.data_dir, args.force, executor=args.executor,
-                workers=args.workers, limits=Limits(args.time_limit, memory),
+                workers=args.workers, limits=limits,
                 address=args.address, retry_noisy=args.retry_noisy)
 
 

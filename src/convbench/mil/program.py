@@ -8,22 +8,32 @@ from pathlib import Path
 from convbench.mil.errors import ProgramLoadError
 
 
-def load_spec(path: str | Path):
-    """The protobuf spec of a `.mlpackage` or `.mlmodel`."""
-    import coremltools as ct
+def load_spec(path: str | Path, trust: bool = False):
+    """The protobuf spec of a `.mlpackage` or `.mlmodel`, after `convbench.files` has checked
+    that everything the package names lies inside it (links leading out need `trust`)."""
+    from convbench.files import check_model_path, package_root_model
 
+    path = Path(path)
+    if path.is_dir():
+        specfile = package_root_model(path, trust)
+    else:
+        check_model_path(path, "coreml", trust)
+        specfile = path
+    from coremltools.proto import Model_pb2  # imports all of coremltools: after the checks
+    spec = Model_pb2.Model()
     try:
-        return ct.utils.load_spec(str(path))
+        spec.ParseFromString(specfile.read_bytes())
     except Exception as e:  # protobuf, zip and OS errors all mean "not a Core ML model"
         raise ProgramLoadError(f"{path}: not a readable Core ML model ({type(e).__name__}: "
                                f"{e}); convert it again with coremltools") from e
+    return spec
 
 
-def load_program(path: str | Path):
+def load_program(path: str | Path, trust: bool = False):
     """The typed MIL program (with its weights) of an ML Program package."""
     from coremltools.converters.mil.frontend.milproto.load import load
 
-    spec = load_spec(path)
+    spec = load_spec(path, trust)
     kind = spec.WhichOneof("Type")
     if kind != "mlProgram":
         raise ProgramLoadError(f"{path}: a {kind} model, not an ML Program; the NeuralNetwork "

@@ -57,6 +57,9 @@ class Runner:
         from convbench.mil.errors import MilError
         from convbench.models.load import ModelLoadError
 
+        from convbench.files import check_model_path
+
+        check_model_path(self.artifact.path, self.artifact.format, self.trust)
         importlib.import_module(self.module)
         t0 = time.perf_counter_ns()
         try:
@@ -70,6 +73,12 @@ class Runner:
                                  f"the file is corrupt, truncated or not a {self.artifact.format} "
                                  f"model: convert it again") from e
         return time.perf_counter_ns() - t0
+
+    @property
+    def trust(self) -> bool:
+        """The user trusts the model file (`--trust-model`): links leading out of it are
+        followed, Keras Lambda layers load."""
+        return bool(self.options.get("trust_model", False))
 
     def _load(self) -> None:
         raise NotImplementedError

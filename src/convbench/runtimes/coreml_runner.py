@@ -67,12 +67,12 @@ class CoremlRunner(Runner):
         if self.threads:
             torch.set_num_threads(self.threads)
         self.threads = torch.get_num_threads()
-        spec = load_spec(self.artifact.path)
+        spec = load_spec(self.artifact.path, self.trust)
         self._input = spec.description.input[0].name
         if spec.WhichOneof("Type") == "mlProgram":
             from convbench.mil import Interpreter, load_program
 
-            interp = Interpreter(load_program(self.artifact.path),
+            interp = Interpreter(load_program(self.artifact.path, self.trust),
                                  arith=self.options.get("arith", "fp32"))
             self._predict = lambda x: interp.run({self._input: x})[0]
         else:

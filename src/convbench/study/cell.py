@@ -70,6 +70,57 @@ class Cell:
     attacks: list[dict[str, Any]] = field(default_factory=list)
     attack_n: int | None = 1000
 
+    def run(self, log: str | None = None) -> CellResult:
+        return run_cell(self, log)
+
+    def files(self) -> list[str]:
+        """The model files known before the cell runs (its original is trained in it)."""
+        return []
+
+
+@dataclass(frozen=True)
+class UserCell:
+    """One target of `convbench assess`: a user's model file, converted and compared on a
+    dataset like a study's cell, and run by the same executors."""
+
+    key: CellKey
+    original: Artifact
+    dataset: str
+    data_options: dict[str, Any]
+    n_test: int | None
+    convert_options: dict[str, Any]
+    measures: MeasureOptions
+    threads: int | None = None
+    data_dir: str | None = None
+    runtime_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attacks: list[dict[str, Any]] = field(default_factory=list)
+    attack_n: int | None = 1000
+
+    def files(self) -> list[str]:
+        return [self.original.path]
+
+    def run(self, log: str | None = None) -> CellResult:
+        from convbench.data import get_dataset
+
+        def body(result: CellResult) -> None:
+            step("loading data")
+            try:
+                ds = get_dataset(self.dataset, self.data_dir, **self.data_options)
+                x, y, _ = ds.arrays("test", self.n_test)
+            except DataError as e:
+                raise CellFailure(Category.DATA_ERROR, str(e)) from e
+            convert_and_compare(result, self.original, x, y, self.convert_options,
+                                self.measures, self.threads, self.runtime_options, log)
+            if self.attacks:
+                from convbench.attacks.protocol import attack_cell
+
+                attack_cell(result, self.original, result.artifacts["converted"], x, y,
+                            self.attacks, self.attack_n, 0, ds.num_classes,
+                            getattr(ds, "vocabulary", lambda: None)(), self.threads,
+                            self.runtime_options)
+
+        return guarded(self.key, body)
+
 
 class CellFailure(Exception):
     """Ends a cell early with a category; the cell is stored as failed, the study goes on."""
@@ -199,15 +250,45 @@ def convert_and_compare(result: CellResult, original: Artifact, x: np.ndarray, y
 
 def guarded(key: CellKey, body: Callable[[CellResult], None]) -> CellResult:
     """Run `body` on a fresh result; failures become a failed result with a category."""
+    from convbench.limits import TimeLimitReached, time_message
+    from convbench.models.load import forget_loaded
+    from convbench.progress import current, reset
+
     result = CellResult(key, started=time.time())
+    forget_loaded()
+    reset()
     try:
         body(result)
     except CellFailure as f:
         result.status, result.category, result.message = f.status, f.category, str(f)
+    except TimeLimitReached as e:
+        result.status, result.category = Status.FAILED, Category.TIMEOUT
+        result.message = time_message(e.seconds, current(), model_files(result))
     except Exception as e:  # a bug or an unforeseen failure: recorded, the study goes on
         result.status, result.category = Status.FAILED, Category.INTERNAL_ERROR
         result.message = f"{type(e).__name__}: {e}"
+    finally:
+        forget_loaded()
     result.finished = time.time()
+    return result
+
+
+def model_files(result: CellResult) -> list[str]:
+    """The model files a cell had reached, for messages that say which file."""
+    return [a.path for a in result.artifacts.values() if a is not None]
+
+
+def contained(result: CellResult, memory_limit: int | None) -> CellResult:
+    """A failure that running out of memory caused, said as such: category `out_of_memory`,
+    the step the cell was in, its model files and the cap."""
+    from convbench.limits import memory_message, out_of_memory
+    from convbench.progress import current
+
+    if (result.status is Status.FAILED and result.category is not Category.TIMEOUT
+            and out_of_memory(result.message)):
+        result.category = Category.OUT_OF_MEMORY
+        result.message = memory_message(memory_limit, current(), model_files(result),
+                                         result.message)
     return result
 
 

@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
-from dataclasses import dataclass
 from typing import IO
 
 from convbench.data.base import cache_dir
+from convbench.limits import (STUDY_SECONDS, Limits, TimeLimitReached, memory_cap,
+                              time_limit, time_message)
 from convbench.progress import listening
 from convbench.records import Category, CellResult, Status
 from convbench.store import Store
-from convbench.study.cell import Cell, run_cell
+from convbench.study.cell import Cell, contained
 from convbench.study.display import StudyDisplay, console_stream, output_to
 
 EXECUTORS = ("serial", "local", "ray")
-
-
-@dataclass
-class Limits:
-    """Per-cell limits of the `local` executor (None: no limit)."""
-
-    seconds: float | None = None
-    memory_bytes: int | None = None
+__all__ = ["EXECUTORS", "Limits", "run_study", "log_path"]
 
 
 def run_study(cells: list[Cell], store: Store, study: str = "", force: bool = False,
@@ -39,6 +34,8 @@ def run_study(cells: list[Cell], store: Store, study: str = "", force: bool = Fa
               console: IO[str] | None = None) -> list[CellResult]:
     """Run every cell not yet in `store` (all with `force`); return the new results.
 
+    Every executor holds each cell to `limits` (memory, time; see `convbench.limits`; by
+    default 75% of physical memory and `STUDY_SECONDS`).
     `cell_threads` caps each cell's compute threads (local, ray); by default the cores are
     shared out among the workers (a single worker keeps them all). Cells whose timing was
     deferred (other cells kept the machine busy) are timed at the end, alone; with
@@ -66,23 +63,18 @@ def run_study(cells: list[Cell], store: Store, study: str = "", force: bool = Fa
         store.begin(cell.key.id)
         display.start(cell.key)
 
+    limits = limits or Limits.from_options(None, None, STUDY_SECONDS)
     try:
         if executor == "serial":
             for cell in todo:
                 begin(cell)
-                log = log_path(cell.key)
-                with output_to(log), listening(lambda text, k=cell.key: display.step(k, text)):
-                    result = run_cell(cell, log)
-                result.info["log"] = log
-                finish(result)
+                finish(_run_here(cell, limits, display))
         elif executor == "local":
-            _run_local(todo, max(1, workers), limits or Limits(), begin, finish, display,
-                       cell_threads)
+            _run_local(todo, max(1, workers), limits, begin, finish, display, cell_threads)
         else:
             from convbench.study.ray_executor import run_on_ray
 
-            run_on_ray(todo, max(1, workers), limits or Limits(), begin, finish, address,
-                       cell_threads)
+            run_on_ray(todo, max(1, workers), limits, begin, finish, address, cell_threads)
         from convbench.study.retime import retime
 
         retime(cells, store, display, noisy_too=retry_noisy)  # deferred timings, alone
@@ -91,6 +83,22 @@ def run_study(cells: list[Cell], store: Store, study: str = "", force: bool = Fa
         if own_console and console is not sys.stderr:
             console.close()
     return done
+
+
+def _run_here(cell, limits: Limits, display) -> CellResult:
+    """The `serial` executor: one cell in this process, under its limits."""
+    log = log_path(cell.key)
+    with output_to(log), listening(lambda text, k=cell.key: display.step(k, text)):
+        try:
+            with memory_cap(limits.memory_bytes), time_limit(limits.seconds):
+                result = cell.run(log)
+        except TimeLimitReached as e:  # fired again after the cell's own guard had caught it
+            now = time.time()
+            result = CellResult(cell.key, Status.FAILED, Category.TIMEOUT,
+                                time_message(e.seconds, "", cell.files()), started=now,
+                                finished=now)
+    result.info["log"] = log
+    return contained(result, limits.memory_bytes)
 
 
 def log_path(key) -> str:
@@ -119,13 +127,13 @@ def _run_local(cells: list[Cell], workers: int, limits: Limits, begin, finish, d
                                                     log), daemon=True)
             proc.start()
             child.close()
-            running.append((cell, proc, parent, time.monotonic(), log))
+            running.append((cell, proc, parent, time.monotonic(), log, {"step": ""}))
         time.sleep(0.05)
         still = []
-        for cell, proc, conn, start, log in running:
-            result = _collect(cell, proc, conn, start, log, limits, display)
+        for run in running:
+            result = _collect(*run, limits, display)
             if result is None:
-                still.append((cell, proc, conn, start, log))
+                still.append(run)
             else:
                 finish(result)
         running = still
@@ -137,7 +145,8 @@ def _child(*args) -> None:  # the spawn target must be importable by name
     child_main(*args)
 
 
-def _collect(cell, proc, conn, start, log, limits: Limits, display) -> CellResult | None:
+def _collect(cell, proc, conn, start, log, state, limits: Limits,
+             display) -> CellResult | None:
     """The cell's result if it has ended (well or not), else None; passes its steps on."""
     while conn.poll():  # a message, or the end of the pipe: the child has gone
         try:
@@ -151,12 +160,16 @@ def _collect(cell, proc, conn, start, log, limits: Limits, display) -> CellResul
         if kind == "result":
             proc.join(timeout=30)
             return payload
+        state["step"] = payload
         display.step(cell.key, payload)
     if limits.seconds is not None and time.monotonic() - start > limits.seconds:
-        proc.kill()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the cell and its runtime hosts
+        except OSError:  # not yet in a group of its own
+            proc.kill()
         proc.join()
-        return failed(cell, Category.TIMEOUT, f"the cell ran past its time limit of "
-                       f"{limits.seconds:g} s and was stopped", log)
+        return failed(cell, Category.TIMEOUT,
+                      time_message(limits.seconds, state["step"], cell.files()), log)
     return None
 
 

@@ -8,7 +8,8 @@ import os
 import time
 
 from convbench.records import Category
-from convbench.study.executor import Limits, failed, log_path, thread_budget
+from convbench.limits import Limits, time_message
+from convbench.study.executor import failed, log_path, thread_budget
 
 
 def run_on_ray(cells, workers: int, limits: Limits, begin, finish, address: str | None,
@@ -48,8 +49,8 @@ def run_on_ray(cells, workers: int, limits: Limits, begin, finish, address: str 
                     if time.monotonic() - start > limits.seconds:
                         ray.cancel(ref, force=True)
                         running.pop(ref)
-                        finish(failed(cell, Category.TIMEOUT, f"the cell ran past its time "
-                                      f"limit of {limits.seconds:g} s and was stopped", log))
+                        finish(failed(cell, Category.TIMEOUT,
+                                      time_message(limits.seconds, "", cell.files()), log))
     finally:
         if started:
             ray.shutdown()
