@@ -16,6 +16,7 @@ Walking, hashing and sizing never follow a link inside a model: `walk` yields li
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -51,14 +52,17 @@ def physical_memory() -> int:
 
 def archive_budget() -> int:
     """Bytes a model may declare in all (archive members, package files): a quarter of
-    physical memory, or `CONVBENCH_ARCHIVE_BUDGET` GiB."""
+    physical memory, or `CONVBENCH_ARCHIVE_BUDGET` GiB (0: no budget)."""
     env = os.environ.get("CONVBENCH_ARCHIVE_BUDGET")
     if env:
         try:
-            return int(float(env) * GIB)
+            value = float(env)
         except ValueError:
-            raise ValueError(f"CONVBENCH_ARCHIVE_BUDGET={env!r}: give a number of GiB, "
-                             f"e.g. 4") from None
+            value = -1
+        if value < 0:
+            raise ValueError(f"CONVBENCH_ARCHIVE_BUDGET={env!r}: give a number of GiB, e.g. "
+                             f"4, or 0 for no budget")
+        return int(value * GIB) if value else 1 << 62
     return physical_memory() // 4
 
 
@@ -123,9 +127,9 @@ def _check_link(link: Path, root: Path, trust: bool, what: str) -> os.stat_resul
     to = f"{os.readlink(link)}" + (f" ({target})" if str(target) != os.readlink(link) else "")
     try:
         st = target.stat()
-    except OSError:
-        raise ModelLoadError(f"{link}: a symlink in {what} to {to}, which does not "
-                             f"exist") from None
+    except OSError as e:
+        why = "a loop of links" if e.errno == errno.ELOOP else "which does not exist"
+        raise ModelLoadError(f"{link}: a symlink in {what} to {to}, {why}") from None
     if _special(st.st_mode) or _system(target):
         kind = _kind(st.st_mode) if _special(st.st_mode) else "a system file"
         raise UnsafeFileError(f"{link}: a symlink in {what} to {to}, {kind}; never read, "
@@ -169,6 +173,10 @@ def check_zip(path: str | os.PathLike, budget: int | None = None) -> int:
     metadata within `METADATA_LIMIT`. Returns the declared bytes; 0 for a file that is not
     a zip (its loader says what is wrong with it)."""
     budget = archive_budget() if budget is None else budget
+    entries, directory = _zip_directory(path)
+    if entries > MAX_MEMBERS or directory > METADATA_LIMIT:
+        raise UnsafeFileError(f"{path}: an archive of {entries} members ({size_text(directory)} "
+                              f"of directory); refused (at most {MAX_MEMBERS} members)")
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
@@ -191,6 +199,29 @@ def check_zip(path: str | os.PathLike, budget: int | None = None) -> int:
             f"{size_text(budget)} budget for a model (a quarter of memory by default); if it is "
             f"genuine, raise CONVBENCH_ARCHIVE_BUDGET (GiB)")
     return total
+
+
+def _zip_directory(path: str | os.PathLike) -> tuple[int, int]:
+    """(members, bytes of central directory) a zip's end record declares, read from its last
+    64 KiB before the directory itself is parsed; (0, 0) when it has none."""
+    import struct
+
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - (1 << 16) - 22))
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return 0, 0
+        entries, directory = struct.unpack("<HL", tail[at + 10:at + 16])
+        locator = tail[at - 20:at] if at >= 20 else b""
+        if locator[:4] == b"PK\x06\x07":  # zip64: the counts live in the zip64 end record
+            f.seek(struct.unpack("<Q", locator[8:16])[0])
+            record = f.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                entries, directory = struct.unpack("<QQ", record[32:48])
+    return entries, directory
 
 
 def package_root_model(path: str | os.PathLike, trust: bool = False) -> Path:
@@ -222,6 +253,9 @@ def package_root_model(path: str | os.PathLike, trust: bool = False) -> Path:
     model = root / "Data" / named
     if model.is_symlink():
         _check_link(model, root, trust, "the package")
+    if model.is_dir():
+        raise ModelLoadError(f"{path}: its manifest names {named} as the model, a directory, "
+                             f"not a model file; convert the model again with coremltools")
     if not model.is_file():
         raise ModelLoadError(f"{path}: its manifest names {named}, which is not in the "
                              f"package; convert the model again with coremltools")

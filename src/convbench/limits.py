@@ -42,15 +42,22 @@ class Limits:
 
     @classmethod
     def from_options(cls, memory_gib: float | None, seconds: float | None,
-                     default_seconds: float) -> "Limits":
-        """From the command line: None means the default, 0 means no limit."""
-        memory = default_memory() if memory_gib is None else int(memory_gib * (1 << 30))
+                     default_seconds: float, workers: int = 1) -> "Limits":
+        """From the command line: None means the default (the memory shared out among the
+        cells that run at once), 0 means no limit."""
+        for name, value in (("--memory-limit", memory_gib), ("--time-limit", seconds)):
+            if value is not None and value < 0:
+                raise ValueError(f"{name} {value:g}: give a positive number, or 0 for none")
+        memory = (default_memory() // max(1, workers) if memory_gib is None
+                  else int(memory_gib * (1 << 30)))
         seconds = default_seconds if seconds is None else seconds
         return cls(seconds or None, memory or None)
 
 
-class TimeLimitReached(Exception):
-    """A cell ran past its time limit (raised in the cell's own thread)."""
+class TimeLimitReached(BaseException):
+    """A cell ran past its time limit (raised once, in the cell's own thread). A
+    `BaseException`, as `KeyboardInterrupt` is: the `except Exception` that turns a converter's
+    or a runtime's failure into a recorded outcome must not take it for one."""
 
     def __init__(self, seconds: float) -> None:
         super().__init__(f"past the time limit of {seconds:g} s")
@@ -60,12 +67,13 @@ class TimeLimitReached(Exception):
 @contextmanager
 def memory_cap(limit: int | None) -> Iterator[None]:
     """Cap this process's (and its future children's) data memory at `limit` bytes while the
-    block runs; the previous cap comes back after."""
+    block runs (a stricter cap already set, say by `ulimit -d`, stays); the previous cap comes
+    back after."""
     if not limit:
         yield
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    new = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    new = min([limit] + [v for v in (soft, hard) if v != resource.RLIM_INFINITY])
     resource.setrlimit(resource.RLIMIT_DATA, (new, hard))
     try:
         yield
@@ -75,8 +83,9 @@ def memory_cap(limit: int | None) -> Iterator[None]:
 
 @contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise `TimeLimitReached` in this (main) thread once `seconds` have passed, and again
-    every second after, should a handler swallow it. Outside the main thread: no limit."""
+    """Raise `TimeLimitReached` in this (main) thread once `seconds` have passed. Signals
+    reach only the main thread: elsewhere there is no limit (run cells in processes of their
+    own, `local`, for one). A timer set outside is restored after."""
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -85,12 +94,31 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         raise TimeLimitReached(seconds)
 
     previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    outer = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer[0]:
+            signal.setitimer(signal.ITIMER_REAL, *outer)
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this process when its parent dies (Linux), so that a cell's
+    runtime hosts do not outlive a cell that was stopped or crashed."""
+    import ctypes
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent had already gone
+        os._exit(1)
 
 
 def check_fits(shape, count: int, itemsize: int, limit: int | None, what: str) -> None:

@@ -2,7 +2,7 @@
 
 Each probe runs convbench as a user's shell would (a fresh process, `probe.py`) on a file made
 here, and asserts a clear refusal or a recorded cap, in under 10 s and under 1 GiB of peak
-resident memory (the probe's process and the largest of its descendants).
+resident memory (the probe's own peak, and the peak total of its process tree).
 """
 
 import json
@@ -263,7 +263,7 @@ def _stored(tmp_path: Path) -> dict:
 def test_an_allocation_past_the_cap_is_a_recorded_out_of_memory(tmp_path):
     weights, factory = _user_model(tmp_path, "greedy")
     out = probe(*_assess(weights, tmp_path, "--factory", factory, "--memory-limit", "2",
-                         "--exporter", "torchscript", framework="torch"), seconds=60)
+                         "--exporter", "torchscript", framework="torch"))
     assert out["rc"] == 1 and "Traceback" not in out["stderr"]
     cell = _stored(tmp_path)
     assert cell.category.value == "out_of_memory", cell.message
@@ -402,6 +402,22 @@ def test_serial_cells_are_stopped_at_their_time_limit(tmp_path):
     assert "while converting" in result.message and "1.5 s" in result.message
 
 
+def test_a_time_limit_is_not_taken_for_a_failure_the_cell_records(tmp_path):
+    """Converters, runtimes and attacks turn their exceptions into recorded outcomes; the
+    time limit passes through them."""
+    from convbench.limits import Limits
+
+    def swallowing():
+        try:
+            time.sleep(60)
+        except Exception:  # noqa: BLE001 - what a converter's or an attack's guard does
+            pass
+        raise AssertionError("the time limit was swallowed")
+
+    result = _serial(tmp_path, swallowing, Limits(seconds=1))
+    assert result.category.value == "timeout", result.message
+
+
 def test_serial_cells_are_held_to_their_memory_cap(tmp_path):
     import re
 
@@ -425,4 +441,26 @@ def test_a_model_file_is_loaded_once_per_process(tmp_path):
     assert load_keras(path, trust=True) is not first  # other options: loaded again
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert load_keras(path) is not first  # a changed file is read again
+    forget_loaded()
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_a_shared_model_is_unchanged_by_its_conversions(trained, tmp_path, framework,
+                                                        digits_test):
+    """The converters get the very model object the runner then runs: it must come out of
+    both conversions as it went in."""
+    from convbench.convert import convert
+    from convbench.models import to_layout
+    from convbench.models.load import forget_loaded
+    from convbench.runtimes import open_runner
+
+    art = trained[framework].artifact
+    x = to_layout(digits_test[0][:64], "keras" if framework == "keras" else "torch")
+    forget_loaded()
+    with open_runner(art) as runner:
+        before = runner.infer(x)
+    for target in ("onnx", "coreml-fp32"):
+        assert convert(art, target, tmp_path / target).ok
+    with open_runner(art) as runner:
+        assert np.array_equal(runner.infer(x), before)
     forget_loaded()

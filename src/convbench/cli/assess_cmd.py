@@ -73,7 +73,8 @@ def assess(args) -> int:
     from convbench.convert import resolve_target
     from convbench.data import get_dataset
     from convbench.files import check_model_path
-    from convbench.limits import ASSESS_SECONDS, Limits, memory_cap
+    from convbench.files import size_text
+    from convbench.limits import ASSESS_SECONDS, Limits, TimeLimitReached, memory_cap, time_limit
     from convbench.models import to_layout
     from convbench.runtimes import default_runtime
     from convbench.store import Store
@@ -84,14 +85,23 @@ def assess(args) -> int:
     path = Path(args.model)
     if not path.exists():
         raise ValueError(f"--model {path}: no such file")
-    check_model_path(path, args.framework, args.trust_model)
     limits = Limits.from_options(args.memory_limit, args.time_limit, ASSESS_SECONDS)
-    with memory_cap(limits.memory_bytes):
-        with output_to(log_path(CellKey(args.framework, path.name, "-", "-", "-"))):
-            shape, layout = _input_shape(args)  # loading it, the framework talks: to a log
-        data_options = _data_options(args, shape, layout, limits.memory_bytes)
-        ds = get_dataset(args.dataset, args.data_dir, **data_options)
-        x, _, _ = ds.arrays("test", args.n)
+    try:  # what this process reads of the model and the data, under the same limits
+        with memory_cap(limits.memory_bytes), time_limit(limits.seconds):
+            check_model_path(path, args.framework, args.trust_model)
+            with output_to(log_path(CellKey(args.framework, path.name, "-", "-", "-"))):
+                shape, layout = _input_shape(args)  # if it loads the model, to a log
+            data_options = _data_options(args, shape, layout, limits.memory_bytes)
+            ds = get_dataset(args.dataset, args.data_dir, **data_options)
+            x, _, _ = ds.arrays("test", args.n)
+    except TimeLimitReached:
+        raise ValueError(f"{path}: reading the model's input and the data took past the time "
+                         f"limit of {limits.seconds:g} s; raise --time-limit if the model is "
+                         f"genuine") from None
+    except MemoryError:
+        raise ValueError(f"{path}: reading the model's input and the data ran out of memory "
+                         f"under the cap of {size_text(limits.memory_bytes or 0)}; raise "
+                         f"--memory-limit if the model is genuine") from None
     xs = to_layout(x[:1], "keras" if layout == "nhwc" else "torch")
     meta = {"layout": layout, "input_shape": list(xs.shape[1:]), "input_dtype": str(xs.dtype),
             "holds": "user model file", "factory": args.factory}

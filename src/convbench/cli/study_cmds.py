@@ -74,7 +74,8 @@ def run(args) -> int:
         spec = spec.model_copy(update={"runtime_options": merged})
     from convbench.limits import STUDY_SECONDS, Limits
 
-    limits = Limits.from_options(args.memory_limit, args.time_limit, STUDY_SECONDS)
+    limits = Limits.from_options(args.memory_limit, args.time_limit, STUDY_SECONDS,
+                                 args.workers if args.executor != "serial" else 1)
     return _run(spec, args.store, args.data_dir, args.force, executor=args.executor,
                 workers=args.workers, limits=limits,
                 address=args.address, retry_noisy=args.retry_noisy)

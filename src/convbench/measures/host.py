@@ -217,4 +217,7 @@ def _main(spec_path: str) -> None:
 
 
 if __name__ == "__main__":
+    from convbench.limits import die_with_parent
+
+    die_with_parent()
     _main(sys.argv[1])

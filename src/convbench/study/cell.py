@@ -74,8 +74,11 @@ class Cell:
         return run_cell(self, log)
 
     def files(self) -> list[str]:
-        """The model files known before the cell runs (its original is trained in it)."""
-        return []
+        """The model files known outside the cell: its original, once trained."""
+        try:
+            return [json.loads(_record(self.train).read_text())["artifact"]["path"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,9 @@ def original_for(cfg: TrainConfig, data_dir=None) -> tuple[Artifact, dict]:
     """
     import fcntl
 
-    out = cache_dir() / "models"
+    record = _record(cfg)
+    out = record.parent
     out.mkdir(parents=True, exist_ok=True)
-    record = out / f"{cfg.model}-{cfg.framework}-{cfg.digest()}.json"
     with open(record.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if record.exists():
@@ -160,6 +163,11 @@ def original_for(cfg: TrainConfig, data_dir=None) -> tuple[Artifact, dict]:
         info = {"seconds": result.seconds, "history": result.history, "config": asdict(cfg)}
         write_atomic(record, json.dumps({"artifact": asdict(result.artifact), "train": info}))
         return result.artifact, info
+
+
+def _record(cfg: TrainConfig) -> Path:
+    """Where the trained original for `cfg` is recorded."""
+    return cache_dir() / "models" / f"{cfg.model}-{cfg.framework}-{cfg.digest()}.json"
 
 
 def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.ndarray,

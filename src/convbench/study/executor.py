@@ -16,7 +16,7 @@ from typing import IO
 
 from convbench.data.base import cache_dir
 from convbench.limits import (STUDY_SECONDS, Limits, TimeLimitReached, memory_cap,
-                              time_limit, time_message)
+                              time_limit, time_message, where)
 from convbench.progress import listening
 from convbench.records import Category, CellResult, Status
 from convbench.store import Store
@@ -117,26 +117,39 @@ def _run_local(cells: list[Cell], workers: int, limits: Limits, begin, finish, d
     ctx = mp.get_context("spawn")
     threads = thread_budget(workers, cell_threads)
     pending, running = list(cells), []
-    while pending or running:
-        while pending and len(running) < workers:
-            cell = pending.pop(0)
-            parent, child = ctx.Pipe(duplex=False)
-            log = log_path(cell.key)
-            begin(cell)
-            proc = ctx.Process(target=_child, args=(cell, child, limits.memory_bytes, threads,
-                                                    log), daemon=True)
-            proc.start()
-            child.close()
-            running.append((cell, proc, parent, time.monotonic(), log, {"step": ""}))
-        time.sleep(0.05)
-        still = []
-        for run in running:
-            result = _collect(*run, limits, display)
-            if result is None:
-                still.append(run)
-            else:
-                finish(result)
-        running = still
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                cell = pending.pop(0)
+                parent, child = ctx.Pipe(duplex=False)
+                log = log_path(cell.key)
+                begin(cell)
+                proc = ctx.Process(target=_child, args=(cell, child, limits.memory_bytes,
+                                                        threads, log), daemon=True)
+                proc.start()
+                child.close()
+                running.append((cell, proc, parent, time.monotonic(), log, {"step": ""}))
+            time.sleep(0.05)
+            still = []
+            for run in running:
+                result = _collect(*run, limits, display)
+                if result is None:
+                    still.append(run)
+                else:
+                    finish(result)
+            running = still
+    finally:  # interrupted (Ctrl-C): no cell, and no runtime host of one, outlives the study
+        for _, proc, *_ in running:
+            _stop(proc)
+
+
+def _stop(proc) -> None:
+    """Kill a cell's process and its runtime hosts (its process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:  # not yet in a group of its own
+        proc.kill()
+    proc.join()
 
 
 def _child(*args) -> None:  # the spawn target must be importable by name
@@ -154,6 +167,11 @@ def _collect(cell, proc, conn, start, log, state, limits: Limits,
         except EOFError:
             proc.join(timeout=30)
             code = proc.exitcode
+            if code == -signal.SIGKILL:  # convbench did not send it: the kernel's OOM killer
+                return failed(cell, Category.OUT_OF_MEMORY, f"the cell's process was killed "
+                              f"(signal 9) {where(state['step'], cell.files())}, most likely by "
+                              f"the system for want of memory; run fewer --workers or lower "
+                              f"--memory-limit so that an allocation fails first", log)
             what = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             return failed(cell, Category.CRASH, f"the cell's process died ({what}) without a "
                            f"result; see its log {log}", log)
@@ -163,11 +181,7 @@ def _collect(cell, proc, conn, start, log, state, limits: Limits,
         state["step"] = payload
         display.step(cell.key, payload)
     if limits.seconds is not None and time.monotonic() - start > limits.seconds:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the cell and its runtime hosts
-        except OSError:  # not yet in a group of its own
-            proc.kill()
-        proc.join()
+        _stop(proc)
         return failed(cell, Category.TIMEOUT,
                       time_message(limits.seconds, state["step"], cell.files()), log)
     return None

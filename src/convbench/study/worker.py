@@ -18,9 +18,11 @@ from convbench.records import Category, CellResult, Status
 def child_main(cell, conn, memory_limit: int | None, threads: int | None, log: str) -> None:
     """The `local` executor's child: run the cell, send its steps and its result to the
     parent (as `("step", text)` and `("result", CellResult)` messages)."""
+    from convbench.limits import die_with_parent
     from convbench.progress import listening
 
     os.setpgid(0, 0)  # a group of its own: stopping the cell stops its runtime hosts too
+    die_with_parent()  # and a study that is stopped stops its cells
     with listening(lambda text: conn.send(("step", text))):
         result = run_isolated(cell, memory_limit, threads, log)
     conn.send(("result", result))
