@@ -33,17 +33,22 @@ class CoremlFromKeras(Converter):
         import coremltools as ct
         import numpy as np
 
+        from convbench.convert.keras_routes import with_fallbacks
         from convbench.models.load import load_keras
 
         model = load_keras(src.path, trust=self.options.get("trust_model", False))
         shape, dtype = src.meta["input_shape"], src.meta.get("input_dtype", "float32")
         ml_dtype = np.int32 if dtype.startswith("int") else np.float32
-        name = model.inputs[0].name  # the graph's placeholder is named after the Input layer
-        inputs = [ct.TensorType(name=name, dtype=ml_dtype,
-                                shape=ct.Shape((ct.RangeDim(1, 1024, 2), *shape)))]
-        mlmodel = ct.convert(model, source="tensorflow", inputs=inputs,
-                             **convert_options(self.options))
-        return save_model(mlmodel, out, src, self.options, route="keras")
+
+        def convert(m) -> dict:
+            name = m.inputs[0].name  # the graph's placeholder is named after the Input layer
+            inputs = [ct.TensorType(name=name, dtype=ml_dtype,
+                                    shape=ct.Shape((ct.RangeDim(1, 1024, 2), *shape)))]
+            mlmodel = ct.convert(m, source="tensorflow", inputs=inputs,
+                                 **convert_options(self.options))
+            return save_model(mlmodel, out, src, self.options, route="keras")
+
+        return with_fallbacks(model, convert)
 
     def _via_twin(self, src: Artifact, out: Path) -> dict:
         import tempfile

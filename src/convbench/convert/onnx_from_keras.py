@@ -19,6 +19,7 @@ class OnnxFromKeras(Converter):
         import tensorflow as tf
         import tf2onnx
 
+        from convbench.convert.keras_routes import with_fallbacks
         from convbench.models.load import load_keras
 
         model = load_keras(src.path, trust=self.options.get("trust_model", False))
@@ -26,11 +27,16 @@ class OnnxFromKeras(Converter):
         dtype = model.inputs[0].dtype
         dtype = getattr(dtype, "name", dtype)
         spec = [tf.TensorSpec((None, *shape), dtype, name="input")]
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec,
-                                              opset=self.options.get("opset"),
-                                              output_path=str(out))
+
+        def export(m) -> dict:
+            proto, _ = tf2onnx.convert.from_keras(m, input_signature=spec,
+                                                  opset=self.options.get("opset"),
+                                                  output_path=str(out))
+            return {"opset": max(o.version for o in proto.opset_import
+                                 if o.domain in ("", "ai.onnx"))}
+
+        done = with_fallbacks(model, export)
         onnx.checker.check_model(onnx.load(str(out)), full_check=True)
-        return {"layout": src.meta.get("layout", "nhwc"), "input_shape": list(shape),
+        return {**done, "layout": src.meta.get("layout", "nhwc"), "input_shape": list(shape),
                 "input_dtype": str(dtype), "exporter": "tf2onnx",
-                "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
                 "holds": "ONNX graph with embedded weights"}
