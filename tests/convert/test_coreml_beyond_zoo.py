@@ -97,3 +97,44 @@ def test_classifiers_beyond_the_zoo(request, digits32, tmp_path, which, target):
         assert rel < 2e-2 and agree >= 0.99, (rel, agree)
     else:
         assert rel <= 1e-5 and agree == 1.0, (rel, agree)
+
+
+def _adaptive_2x2():
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d((2, 2)),
+                         nn.Flatten(), nn.Linear(16, 10), nn.Softmax(dim=1))
+
+
+@pytest.mark.parametrize("target", ["coreml", "coreml-fp32", "coreml-nn"])
+def test_a_model_that_needs_a_fixed_batch_converts_through_the_fallback(tmp_path, digits_test,
+                                                                        target, monkeypatch):
+    """AdaptiveAvgPool2d((2, 2)) converts only with a known input size: the flexible and the
+    enumerated batch fail (recorded), a fixed batch of 1 converts, and larger batches run as
+    loops over it, with the original's outputs."""
+    import torch
+
+    from convbench.models import to_layout
+
+    module = type(sys)("adaptive_models")
+    module.adaptive_2x2 = _adaptive_2x2
+    monkeypatch.setitem(sys.modules, "adaptive_models", module)
+    torch.manual_seed(0)
+    model = _adaptive_2x2().eval()
+    path = tmp_path / "adaptive.pt"
+    torch.save(model.state_dict(), path)
+    src = Artifact.from_path("torch", path, layout="nchw", input_shape=[1, 28, 28],
+                             input_dtype="float32", factory="adaptive_models:adaptive_2x2")
+    conv = convert(src, target, tmp_path, factory="adaptive_models:adaptive_2x2")
+    assert conv.ok, conv.message
+    meta = conv.artifact.meta
+    assert meta["batch"] == "fixed"
+    assert [e["batch"] for e in meta["batch_fallbacks"]] == ["flexible", "enumerated"]
+    assert "Adaptive pooling" in meta["batch_fallbacks"][0]["error"]
+    x = to_layout(digits_test[0][:37], "torch")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    with open_runner(conv.artifact, engine="interpreter") as runner:
+        got = runner.infer(x)  # 37 samples through a batch-1 model
+    tolerance = 5e-3 if target == "coreml" else 1e-5
+    assert got.shape == want.shape and np.abs(got - want).max() < tolerance

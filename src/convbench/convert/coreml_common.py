@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from convbench.records import Artifact
 
@@ -30,6 +30,55 @@ def convert_options(options: dict[str, Any]) -> dict[str, Any]:
     elif precision != "fp16" and "precision" in options:
         raise ValueError("the NeuralNetwork format takes no compute precision (it stores fp32)")
     return kw
+
+
+#: The batch sizes a model converted with enumerated shapes takes: convbench's latency sweep
+#: and its accuracy pass; other sizes run as a loop over these.
+ENUMERATED_BATCHES = (1, 32, 128)
+
+
+def with_batch_routes(shape: list[int], convert: Callable[[Any, str], dict]) -> dict:
+    """`convert(batch_shape, route)`'s meta with the first batch route that converts: a
+    flexible batch (`RangeDim`), else enumerated batch sizes, else a fixed batch of 1 (what a
+    user does when a flexible batch fails; larger batches then run as loops). The route taken
+    and the errors of the earlier routes are recorded; when none works, the first error is
+    raised with the others'."""
+    import coremltools as ct
+
+    routes = [("flexible", lambda: ct.Shape((ct.RangeDim(1, 1024, 2), *shape))),
+              ("enumerated", lambda: ct.EnumeratedShapes(
+                  [(b, *shape) for b in ENUMERATED_BATCHES], default=(1, *shape))),
+              ("fixed", lambda: (1, *shape))]
+    errors: list[dict[str, str]] = []
+    first: Exception | None = None
+    for name, make in routes:
+        try:
+            meta = convert(make(), name)
+        except Exception as e:
+            first = first or e
+            errors.append({"batch": name, "error": f"{type(e).__name__}: {e}"[:2000]})
+            if not _about_shapes(first):  # an unsupported op fails whatever the batch
+                break
+            continue
+        return {**meta, "batch": name, **({"batch_fallbacks": errors} if errors else {})}
+    if len(errors) == 1:
+        raise first
+    others = "; ".join(f"{e['batch']} batch: {e['error'][:300]}" for e in errors[1:])
+    raise type(first)(f"{first} (also failed with {others})") if _retypable(first) \
+        else first
+
+
+def _about_shapes(e: Exception) -> bool:
+    text = str(e).lower()
+    return any(w in text for w in ("shape", "size", "dim", "symbolic", "rank"))
+
+
+def _retypable(e: Exception) -> bool:
+    try:
+        type(e)("probe")
+        return True
+    except Exception:  # an exception type that wants more than a message
+        return False
 
 
 def suffix(options: dict[str, Any]) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from convbench.convert.base import Converter
-from convbench.convert.coreml_common import convert_options, save_model, suffix
+from convbench.convert.coreml_common import (convert_options, save_model, suffix,
+                                             with_batch_routes)
 from convbench.records import Artifact
 
 
@@ -42,11 +43,14 @@ class CoremlFromKeras(Converter):
 
         def convert(m) -> dict:
             name = m.inputs[0].name  # the graph's placeholder is named after the Input layer
-            inputs = [ct.TensorType(name=name, dtype=ml_dtype,
-                                    shape=ct.Shape((ct.RangeDim(1, 1024, 2), *shape)))]
-            mlmodel = ct.convert(m, source="tensorflow", inputs=inputs,
-                                 **convert_options(self.options))
-            return save_model(mlmodel, out, src, self.options, route="keras")
+
+            def with_batch(batch_shape, batch: str) -> dict:
+                inputs = [ct.TensorType(name=name, dtype=ml_dtype, shape=batch_shape)]
+                mlmodel = ct.convert(m, source="tensorflow", inputs=inputs,
+                                     **convert_options(self.options))
+                return save_model(mlmodel, out, src, self.options, route="keras")
+
+            return with_batch_routes(list(shape), with_batch)
 
         return with_fallbacks(model, convert)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from convbench.convert.base import Converter
-from convbench.convert.coreml_common import convert_options, save_model, suffix
+from convbench.convert.coreml_common import (convert_options, save_model, suffix,
+                                             with_batch_routes)
 from convbench.records import Artifact
 
 
@@ -42,7 +43,10 @@ class CoremlFromTorch(Converter):
             raise ValueError(f"source must be 'trace' or 'export', got {how!r}")
         # Core ML has no int64 tensors: token ids enter as int32
         ml_dtype = np.int32 if dtype.startswith("int") else np.float32
-        inputs = [ct.TensorType(name="input", dtype=ml_dtype,
-                                shape=ct.Shape((ct.RangeDim(1, 1024, 2), *shape)))]
-        mlmodel = ct.convert(graph, inputs=inputs, **convert_options(self.options))
-        return save_model(mlmodel, out, src, self.options, route=f"torch-{how}")
+
+        def convert(batch_shape, batch: str) -> dict:
+            inputs = [ct.TensorType(name="input", dtype=ml_dtype, shape=batch_shape)]
+            mlmodel = ct.convert(graph, inputs=inputs, **convert_options(self.options))
+            return save_model(mlmodel, out, src, self.options, route=f"torch-{how}")
+
+        return with_batch_routes(list(shape), convert)

@@ -21,6 +21,17 @@ def default_engine() -> str:
     return "native" if sys.platform == "darwin" else "interpreter"
 
 
+def batch_sizes(spec) -> set[int] | None:
+    """The batch sizes a Core ML model's first input takes: None for any (a flexible batch),
+    else its enumerated sizes or its fixed one."""
+    array = spec.description.input[0].type.multiArrayType
+    if array.shapeRange.sizeRanges:
+        return None
+    if array.enumeratedShapes.shapes:
+        return {int(s.shape[0]) for s in array.enumeratedShapes.shapes}
+    return {int(array.shape[0])} if array.shape else None
+
+
 class CoremlRunner(Runner):
     """Options: `engine`, `compute_units` (native; default CPU_ONLY), `arith` ("fp32" or
     "fp16": the arithmetic inside each op of the interpreter)."""
@@ -55,6 +66,7 @@ class CoremlRunner(Runner):
         units = self.options.get("compute_units", "CPU_ONLY")
         self.model = ct.models.MLModel(self.artifact.path,
                                        compute_units=getattr(ct.ComputeUnit, units))
+        self._batches = batch_sizes(self.model.get_spec())
         desc = self.model.get_spec().description
         self._input, self._output = desc.input[0].name, desc.output[0].name
         self._predict = lambda x: self.model.predict({self._input: x})[self._output]
@@ -68,6 +80,7 @@ class CoremlRunner(Runner):
             torch.set_num_threads(self.threads)
         self.threads = torch.get_num_threads()
         spec = load_spec(self.artifact.path, self.trust)
+        self._batches = batch_sizes(spec)
         self._input = spec.description.input[0].name
         if spec.WhichOneof("Type") == "mlProgram":
             from convbench.mil import Interpreter, load_program
@@ -84,7 +97,17 @@ class CoremlRunner(Runner):
     def infer(self, x: np.ndarray) -> np.ndarray:
         if x.dtype == np.int64:
             x = x.astype(np.int32)  # Core ML takes int32 token ids
-        return np.asarray(self._predict(x), dtype=np.float32)
+        if self._batches is None or len(x) in self._batches:
+            return np.asarray(self._predict(x), dtype=np.float32)
+        # a batch the model does not take: a loop over the largest batch it takes that fits
+        step = max([b for b in self._batches if b <= len(x)], default=min(self._batches))
+        if step > len(x):
+            raise ValueError(f"{self.artifact.path} takes batches of {sorted(self._batches)}, "
+                             f"not {len(x)}")
+        parts = [self.infer(x[i:i + step]) for i in range(0, len(x) - len(x) % step, step)]
+        if len(x) % step:
+            parts.append(self.infer(x[len(x) - len(x) % step:]))
+        return np.concatenate(parts)
 
     def describe(self):
         out = {**super().describe(), "engine": self.engine,
