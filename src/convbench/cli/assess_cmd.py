@@ -82,6 +82,9 @@ def assess(args) -> int:
     from convbench.study.display import output_to
     from convbench.study.executor import log_path, run_study
 
+    from convbench.gate import parse
+
+    gate = parse(args.fail_if) if args.fail_if else None  # a typo fails before any work
     path = Path(args.model)
     if not path.exists():
         raise ValueError(f"--model {path}: no such file")
@@ -129,4 +132,29 @@ def assess(args) -> int:
                   limits=limits, cell_threads=args.threads)
         stored = list(store.cells({c.key.id for c in cells}))
     print(table(stored))
-    return 0 if all(c.status.value == "ok" for c in stored) else 1
+    if not all(c.status.value == "ok" for c in stored):
+        return 1
+    return _gate(gate, stored) if gate else 0
+
+
+#: `assess`'s exit status when a cell meets its `--fail-if` condition (1: a cell failed to
+#: convert or run; 2: bad input).
+GATE_FAILED = 3
+
+
+def _gate(gate, cells) -> int:
+    """Check every cell against the `--fail-if` condition; say which comparisons held."""
+    import sys
+
+    from convbench.gate import metric_values
+
+    code = 0
+    for c in cells:
+        values = metric_values(c.metrics)
+        if gate.holds(values):
+            print(f"convbench: --fail-if met by {c.name}: {'; '.join(gate.because(values))}",
+                  file=sys.stderr)
+            code = GATE_FAILED
+    if not code:
+        print(f"--fail-if {gate.text!r}: no cell meets it", file=sys.stderr)
+    return code

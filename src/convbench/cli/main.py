@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="load Keras Lambda layers (runs the model's own code) and follow "
                    "links that lead out of the model")
     _limits(p, "target", "3600")
+    p.add_argument("--fail-if", metavar="CONDITION",
+                   help="exit with status 3 when a converted model meets it, e.g. "
+                   "\"label_flip_rate > 0.001 or abs_err_max > 1e-4\" (metric names as in "
+                   "convbench.gate; comparisons joined by and, or, not)")
     _common_store(p)
     _data_dir(p)
     p.set_defaults(handler="convbench.cli.assess_cmd:assess")
