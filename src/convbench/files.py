@@ -83,8 +83,8 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _top(path: str | os.PathLike) -> Path:
-    """The model's own path (a link the user names is theirs to follow), checked to be a
+def model_path(path: str | os.PathLike) -> Path:
+    """The model's own path, resolved (a link the user names is theirs to follow), checked to be a
     regular file or a directory; /proc and /sys are never read."""
     p = Path(path)
     try:
@@ -145,7 +145,7 @@ def check_tree(root: str | os.PathLike, trust: bool = False, budget: int | None 
     """Check a model directory (a Core ML package, a SavedModel): no special files, no link
     leading out (unless `trust`: then what it leads to is checked the same way), at most
     `budget` bytes in all. Returns the bytes."""
-    root = _top(root)
+    root = model_path(root)
     budget = archive_budget() if budget is None else budget
     seen = {root} if _seen is None else _seen
     total = 0
@@ -227,7 +227,7 @@ def _zip_directory(path: str | os.PathLike) -> tuple[int, int]:
 def package_root_model(path: str | os.PathLike, trust: bool = False) -> Path:
     """The root model file a `.mlpackage` names, after checking the whole package: every
     manifest entry a relative path inside `Data/`, nothing leading out unless `trust`."""
-    root = _top(path)
+    root = model_path(path)
     check_tree(root, trust, what="the package")
     manifest = root / "Manifest.json"
     try:
@@ -264,7 +264,7 @@ def package_root_model(path: str | os.PathLike, trust: bool = False) -> Path:
 
 def check_model_path(path: str | os.PathLike, fmt: str, trust: bool = False) -> None:
     """Everything above that applies to a model file of format `fmt`, before it is loaded."""
-    real = _top(path)
+    real = model_path(path)
     if real.is_dir():
         if (real / "Manifest.json").exists() or fmt == "coreml":
             package_root_model(real, trust)

@@ -83,17 +83,17 @@ class _Parser:
         return tok
 
     def expr(self):
-        node = self.term()
-        while self._peek() == ("name", "or"):
-            self._next()
-            node = ("or", node, self.term())
-        return node
+        return self._joined("or", self.term)
 
     def term(self):
-        node = self.factor()
-        while self._peek() == ("name", "and"):
+        return self._joined("and", self.factor)
+
+    def _joined(self, word: str, operand):
+        """`operand (word operand)*`, grouped from the left."""
+        node = operand()
+        while self._peek() == ("name", word):
             self._next()
-            node = ("and", node, self.factor())
+            node = (word, node, operand())
         return node
 
     def factor(self):

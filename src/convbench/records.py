@@ -59,9 +59,9 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
 def sha256_path(path: str | os.PathLike) -> str:
     """sha256 of a file, or of a directory's entries (relative names and bytes, sorted; a link
     inside it counts by where it points, never followed; special files are refused)."""
-    from convbench.files import _top, walk
+    from convbench.files import model_path, walk
 
-    p = _top(path)
+    p = model_path(path)
     h = hashlib.sha256()
     if not p.is_dir():
         _hash_file(p, h)

@@ -64,21 +64,12 @@ def with_batch_routes(shape: list[int], convert: Callable[[Any, str], dict]) -> 
     if len(errors) == 1:
         raise first
     others = "; ".join(f"{e['batch']} batch: {e['error'][:300]}" for e in errors[1:])
-    raise type(first)(f"{first} (also failed with {others})") if _retypable(first) \
-        else first
+    raise RuntimeError(f"{errors[0]['error']} (also failed with {others})") from first
 
 
 def _about_shapes(e: Exception) -> bool:
     text = str(e).lower()
     return any(w in text for w in ("shape", "size", "dim", "symbolic", "rank"))
-
-
-def _retypable(e: Exception) -> bool:
-    try:
-        type(e)("probe")
-        return True
-    except Exception:  # an exception type that wants more than a message
-        return False
 
 
 def suffix(options: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ class KerasRunner(Runner):
             except RuntimeError:
                 pass
         self.threads = tf.config.threading.get_intra_op_parallelism_threads() or None
-        self.model = load_keras(self.artifact.path, trust=self.options.get("trust_model", False))
+        self.model = load_keras(self.artifact.path, trust=self.trust)
         model = self.model
         self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
