@@ -168,8 +168,9 @@ def metric_values(metrics) -> dict[str, float]:
         parts = [m.measure, m.stat, m.role, m.attack, m.direction,
                  f"b{m.batch_size}" if m.batch_size is not None else ""]
         out["_".join(p for p in parts if p)] = float(m.value)
-    if "label_flips" in out and out.get("inputs"):
-        out["label_flip_rate"] = out["label_flips"] / out["inputs"]
+    for flips in ("label_flips", "decided_flips", "tie_flips"):
+        if flips in out and out.get("inputs"):
+            out[flips.replace("flips", "flip_rate")] = out[flips] / out["inputs"]
     if "accuracy_converted" in out and "accuracy_original" in out:
         out["accuracy_change"] = out["accuracy_converted"] - out["accuracy_original"]
     return out

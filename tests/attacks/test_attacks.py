@@ -179,3 +179,28 @@ def test_loading_art_leaves_the_host_programs_logging_alone(tmp_path):
             "logging.getLogger().warning('still logging'); h.flush()" % log)
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert "still logging" in log.read_text()
+
+
+def test_a_model_ending_in_logits_gets_gradients_of_its_logits():
+    """A user's model without a softmax: its outputs are taken as logits (ART's cross
+    entropy of them), not as probabilities whose log would be clamped to a constant."""
+    from types import SimpleNamespace
+
+    from convbench.attacks.protocol import _probabilities
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    x = torch.randn(5, 1, 2, 2)
+    assert not _probabilities(model(x).detach().numpy())
+    assert _probabilities(torch.softmax(model(x), 1).detach().numpy())
+    runner = SimpleNamespace(model=model, capabilities=frozenset({"predict", "gradients"}),
+                             infer_all=lambda z, b: model(torch.from_numpy(z)).detach().numpy())
+    art = Artifact("torch", "unused.pt", "", {"layout": "nchw"})
+    target = target_for(art, runner, 3, (1, 2, 2), probabilities=False)
+    y = np.array([0, 1, 2, 0, 1])
+    got = target.estimator().loss_gradient(x.numpy(), np.eye(3)[y])
+    xx = x.clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(model(xx), torch.from_numpy(y)).backward()
+    want = xx.grad.numpy()
+    assert np.abs(want).min() > 0
+    np.testing.assert_allclose(got / np.abs(got).max(), want / np.abs(want).max(), rtol=1e-4)

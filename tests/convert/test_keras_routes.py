@@ -60,7 +60,7 @@ def test_assess_a_sequential_model(sequential, tmp_path):
     from convbench.store import Store
 
     rc = main(["assess", "--framework", "keras", "--model", sequential.path, "--dataset",
-               "digits", "--n", "40", "--to", "onnx,coreml-fp32", "--batch-sizes", "4",
+               "digits", "--n", "40", "--to", "onnx,coreml-fp32", "--batch-sizes", "none",
                "--no-memory", "--store", str(tmp_path / "s.db")])
     assert rc == 0
     with Store(tmp_path / "s.db") as store:
@@ -69,3 +69,39 @@ def test_assess_a_sequential_model(sequential, tmp_path):
     for c in cells:
         assert c.artifacts["converted"].meta["route"] == "keras-functional"
         assert c.metrics.one(measure="label_flips").value == 0
+
+
+@pytest.fixture(scope="module")
+def subclassed(tmp_path_factory):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+    import keras
+    import keras_user_models
+
+    keras.utils.set_random_seed(0)
+    model = keras_user_models.SmallNet(10)
+    model(np.zeros((1, 28, 28, 1), np.float32))
+    path = tmp_path_factory.mktemp("sub") / "subclassed.keras"
+    model.save(path)
+    return Artifact.from_path("keras", path, layout="nhwc", input_shape=[28, 28, 1],
+                              input_dtype="float32", custom_objects="keras_user_models")
+
+
+@pytest.mark.parametrize("target, tolerance", [("onnx", 1e-6), ("coreml-fp32", 1e-5),
+                                               ("coreml-nn", 1e-5), ("coreml", 5e-3)])
+def test_a_subclassed_model_converts_to_every_target(subclassed, digits_test, tmp_path, target,
+                                                     tolerance):
+    """A subclassed model declares no input: its shape comes from the artifact, and it converts
+    as it is or wrapped in a functional model (the route said)."""
+    conv = convert(subclassed, target, tmp_path, custom_objects="keras_user_models")
+    assert conv.ok, conv.message
+    assert conv.artifact.meta["route"] in ("keras", "keras-functional")
+    x = to_layout(digits_test[0][:64], "keras")
+    with open_runner(subclassed) as original:
+        want = original.infer(x)
+    options = {"engine": "interpreter"} if conv.artifact.format == "coreml" else {}
+    with open_runner(conv.artifact, **options) as converted:
+        got = converted.infer(x)
+    assert np.abs(got - want).max() < tolerance

@@ -75,3 +75,33 @@ def test_failures_are_classified(exc, category):
     assert Converter.classify(exc) is category
 
 
+
+
+def test_a_model_whose_dynamic_batch_fails_converts_with_a_fixed_one(trained, digits_test,
+                                                                    tmp_path, monkeypatch):
+    """Both exporters refusing a dynamic batch (as torch.export does for a model that pins its
+    batch): the fixed-batch route converts, both earlier errors are recorded, and ONNX Runtime
+    runs any number of inputs as loops over the fixed batch."""
+    import torch
+
+    real = torch.onnx.export
+
+    def refuse_dynamic(*args, **kw):
+        if kw.get("dynamic_shapes") or kw.get("dynamic_axes"):
+            raise RuntimeError("Constraints violated (batch)! the batch was specialised")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(torch.onnx, "export", refuse_dynamic)
+    assert not convert(trained["torch"].artifact, "onnx", tmp_path).ok  # a study's route only
+    conv = convert(trained["torch"].artifact, "onnx", tmp_path, fallbacks=True)
+    assert conv.ok, conv.message
+    meta = conv.artifact.meta
+    assert (meta["route"], meta["batch"]) == ("dynamo-static", "fixed")
+    assert [e["route"] for e in meta["fallbacks"]] == ["dynamo-dynamic", "torchscript-dynamic"]
+    assert all("Constraints violated" in e["error"] for e in meta["fallbacks"])
+    x = digits_test[0][:7]
+    with open_runner(trained["torch"].artifact) as original, \
+            open_runner(conv.artifact) as converted:
+        want, got = original.infer(x), converted.infer(x)
+        assert converted.describe()["fixed_batch"] == 1
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-5

@@ -53,3 +53,24 @@ def test_mcnemar_exact_known_values():
     assert mcnemar_exact(a, a) == 1.0
 
 
+
+
+def test_flips_on_ties_are_told_apart_by_the_converted_precision():
+    # input 0: the original's top two differ by 0.003 at magnitude 10, within float16's
+    # rounding there ((10 + 10.003) * 2^-11 = 0.0098) but not float32's (1.2e-6);
+    # input 1: a flip off a clear margin (0.2), decided in any precision;
+    # input 3: the original's top two tie, but the converted model picks its third label,
+    # 9 below: decided
+    orig = np.array([[10.003, 10.0, 1.0], [0.6, 0.4, 0.0], [0.2, 0.7, 0.1], [10.003, 10.0, 1.0]])
+    conv = np.array([[10.0, 10.003, 1.0], [0.4, 0.6, 0.0], [0.2, 0.7, 0.1], [1.0, 1.0, 10.0]])
+    fp16 = Metrics(agreement(orig, conv, None, "fp16"))
+    assert (fp16.get("label_flips"), fp16.get("tie_flips"), fp16.get("decided_flips")) == (3, 1, 2)
+    fp32 = Metrics(agreement(orig, conv, None, "fp32"))
+    assert (fp32.get("tie_flips"), fp32.get("decided_flips")) == (0, 3)
+
+
+def test_without_labels_agreement_has_no_accuracy():
+    orig = np.array([[0.9, 0.1], [0.2, 0.8]])
+    m = Metrics(agreement(orig, orig[:, ::-1].copy(), None))
+    assert m.get("label_flips") == 2 and m.get("inputs") == 2
+    assert m.find(measure="accuracy") == [] and m.find(measure="mcnemar") == []

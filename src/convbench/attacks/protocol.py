@@ -104,16 +104,25 @@ def attack_cell(result: CellResult, original: Artifact, converted: Artifact, x: 
 
     runtime_options = runtime_options or {}
     conv_runtime = result.key.runtime
-    text = x.ndim == 2
+    kind = input_kind(x)
+    text = kind == "text"
     orig_options = runtime_options.get(default_runtime(original.format), {})
     with open_runner(original, threads=threads, **orig_options) as o_run, \
             open_runner(converted, conv_runtime, threads=threads,
                         **runtime_options.get(conv_runtime, {})) as c_run:
         orig = target_for(original, o_run, nb_classes, x.shape[1:], vocab)
-        conv = target_for(converted, c_run, nb_classes, x.shape[1:], vocab)
+        sample = x[:64]
+        probabilities = _probabilities(orig.predict(sample))
+        if not probabilities:  # a model ending in logits: gradients of its own outputs
+            orig = target_for(original, o_run, nb_classes, x.shape[1:], vocab, False)
+        conv = target_for(converted, c_run, nb_classes, x.shape[1:], vocab, probabilities)
+        if kind == "image" and (sample.min() < 0 or sample.max() > 1):
+            kind, why_not = "", ("the attacks work on images in [0, 1] (their eps is in that "
+                                 "scale, their results clipped to it); these inputs are "
+                                 "normalised outside it")
         for spec in attacks:
             attack = make_attack(spec)
-            ok, why = attack.applicable(orig, "text" if text else "image")
+            ok, why = attack.applicable(orig, kind) if kind else (False, why_not)
             if not ok:
                 result.outcomes.append(Outcome("attack", attack.name, Status.SKIPPED, why,
                                                attack.params))
@@ -137,6 +146,18 @@ def attack_cell(result: CellResult, original: Artifact, converted: Artifact, x: 
                 if text and vocab and run.direction == "forward":
                     result.info.setdefault("attack_examples", {})[attack.name] = \
                         _examples(x[run.indices], run.x_adv, vocab)
+
+
+def input_kind(x) -> str:
+    """"text" (token ids), "image" (NCHW) or "tabular" (feature vectors)."""
+    if x.ndim == 2:
+        return "text" if np.dtype(x.dtype).kind in "iu" else "tabular"
+    return "image" if x.ndim == 4 else "tabular"
+
+
+def _probabilities(p: np.ndarray) -> bool:
+    """Whether a model's outputs are class probabilities (a softmax), not logits."""
+    return bool(p.size and p.min() >= 0 and np.allclose(p.sum(1), 1, atol=1e-3))
 
 
 def _examples(x: np.ndarray, x_adv: np.ndarray, vocab: dict[int, str], k: int = 3) -> list:

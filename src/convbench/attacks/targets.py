@@ -15,8 +15,9 @@ def _framework_layout(art: Artifact) -> str:
 
 
 def target_for(art: Artifact, runner: Runner, nb_classes: int, canonical_shape: tuple[int, ...],
-               vocab: dict[int, str] | None = None) -> Target:
-    """A Target over a loaded runner; with gradients when the runner is the original framework."""
+               vocab: dict[int, str] | None = None, probabilities: bool = True) -> Target:
+    """A Target over a loaded runner; with gradients when the runner is the original framework
+    (`probabilities`: the model ends in a softmax; else its outputs are logits)."""
     layout = _framework_layout(art)
     image = len(canonical_shape) == 3
 
@@ -25,13 +26,14 @@ def target_for(art: Artifact, runner: Runner, nb_classes: int, canonical_shape: 
 
     estimator = None
     if image and "gradients" in runner.capabilities:
-        estimator = (lambda: _torch_estimator(runner, nb_classes, canonical_shape)) \
+        estimator = (lambda: _torch_estimator(runner, nb_classes, canonical_shape,
+                                              probabilities)) \
             if art.format == "torch" else \
-            (lambda: _keras_estimator(runner, nb_classes, canonical_shape))
+            (lambda: _keras_estimator(runner, nb_classes, canonical_shape, probabilities))
     return Target(predict, nb_classes, tuple(canonical_shape), estimator, vocab)
 
 
-def _torch_estimator(runner, nb_classes, shape):
+def _torch_estimator(runner, nb_classes, shape, probabilities=True):
     import torch
     load_art()
     from art.estimators.classification import PyTorchClassifier
@@ -39,7 +41,8 @@ def _torch_estimator(runner, nb_classes, shape):
     model = runner.model
     # gradients of the cross-entropy of the logits; a model without a logits body gets its
     # log-probabilities, which softmax maps back to the same probabilities
-    logits = model.body if hasattr(model, "body") else _log_probabilities(model)
+    logits = model.body if hasattr(model, "body") else \
+        _log_probabilities(model) if probabilities else model
     return PyTorchClassifier(model=logits.eval(), loss=torch.nn.CrossEntropyLoss(),
                              input_shape=shape, nb_classes=nb_classes, clip_values=(0.0, 1.0),
                              device_type="cpu")
@@ -60,7 +63,7 @@ def _log_probabilities(model):
     return LogProbabilities(model)
 
 
-def _keras_estimator(runner, nb_classes, shape):
+def _keras_estimator(runner, nb_classes, shape, probabilities=True):
     import tensorflow as tf
     load_art()
     from art.estimators.classification import TensorFlowV2Classifier
@@ -72,4 +75,4 @@ def _keras_estimator(runner, nb_classes, shape):
 
     return TensorFlowV2Classifier(
         model=nchw_model, nb_classes=nb_classes, input_shape=shape, clip_values=(0.0, 1.0),
-        loss_object=tf.keras.losses.CategoricalCrossentropy(from_logits=False))
+        loss_object=tf.keras.losses.CategoricalCrossentropy(from_logits=not probabilities))

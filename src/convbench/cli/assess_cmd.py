@@ -2,131 +2,127 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from convbench.cli.present import table
-from convbench.records import Artifact, CellKey
+from convbench.records import CellKey
 
 
-def _input_shape(args) -> tuple[tuple[int, ...] | None, str]:
-    """One sample's shape in the model's layout, and that layout."""
-    if args.framework == "keras":
-        from convbench.models.load import keras_config, keras_input_shape, load_keras
+def assess_spec(args) -> dict:
+    """The one-entry study spec the command line describes (what `--spec-out` writes)."""
+    from convbench.attacks import make_attack
+    from convbench.cli.study_cmds import coreml_options
 
-        # from its config: no TensorFlow needed, a Lambda layer refused as loading would
-        declared = keras_input_shape(keras_config(args.model, args.trust_model))
-        if declared is not None:
-            return declared, "nhwc"
-        model = load_keras(args.model, trust=args.trust_model)
-        return tuple(int(d) for d in model.inputs[0].shape[1:]), "nhwc"
+    entry: dict = {"file": str(Path(args.model).resolve()) if Path(args.model).exists()
+                   else args.model}
+    for key in ("factory", "custom_objects"):
+        if getattr(args, key, None):
+            entry[key] = getattr(args, key)
+    if args.trust_model:
+        entry["trust_model"] = True
     if args.input_shape:
         try:
-            return tuple(int(v) for v in args.input_shape.split(",")), "nchw"
+            entry["input_shape"] = [int(v) for v in args.input_shape.split(",")]
         except ValueError:
             raise ValueError(f"--input-shape {args.input_shape!r}: give integers such as "
-                             f"1,28,28") from None
-    return None, "nchw"
-
-
-def _data_options(args, shape, layout, memory: int | None) -> dict:
-    """The dataset options that give the model's declared input; refused before any data is
-    resized when the inputs would not fit the memory cap."""
-    from convbench.data import get_dataset
-    from convbench.limits import check_fits
-
-    ds = get_dataset(args.dataset, args.data_dir)
-    if ds.kind == "image" and shape is not None:
-        c, h, w = (shape[2], shape[0], shape[1]) if layout == "nhwc" else shape
-        if args.dataset == "digits":
-            count = len(ds.arrays("test")[1])  # the whole split is resized, then subset
-            check_fits(shape, count, 4, memory, f"the {count} test digits resized to it")
-            return {"size": h, "channels": c}
-        if tuple(ds.input_shape) != (c, h, w):
-            raise ValueError(f"the model takes {c}x{h}x{w} images, {args.dataset} has "
-                             f"{'x'.join(map(str, ds.input_shape))}; pick a dataset of that shape")
-    elif ds.kind == "text" and shape is not None:
-        check_fits(shape, args.n or 25_000, 8, memory, f"{args.dataset} padded to it")
-        return {"maxlen": shape[0]}
-    return {}
-
-
-def _convert_options(args, fmt: str) -> dict:
-    """Converter options for one target format from the command line."""
-    common = {"factory": args.factory} if args.framework == "torch" else \
-        {"trust_model": args.trust_model}
-    if fmt == "onnx":
-        extra = {"opset": args.opset}
-        if args.framework == "torch":
-            extra["exporter"] = args.exporter
+                             f"3,224,224 (one sample, in the model's layout)") from None
+    given = [k for k in ("dataset", "data", "synthetic") if getattr(args, k, None)]
+    if len(given) != 1:
+        raise ValueError("give one of --dataset NAME (built in), --data FILE|DIR (an .npz, a "
+                         ".csv or a folder of images) or --synthetic N"
+                         + (f"; got {', '.join('--' + g for g in given)}" if given else ""))
+    if args.dataset:
+        entry["dataset"] = args.dataset
     else:
-        extra = {"minimum_deployment_target": args.coreml_target}
-        if args.framework == "torch":
-            extra["source"] = args.coreml_source
-    return {**common, **{k: v for k, v in extra.items() if v is not None}}
+        data: dict = ({"path": str(Path(args.data).resolve())} if args.data
+                      else {"synthetic": args.synthetic})
+        if args.synthetic_range:
+            data["range"] = _floats(args.synthetic_range, "--synthetic-range", 2)
+        for key in ("label_column", "scale", "layout", "seed"):
+            value = getattr(args, "data_" + key if key == "layout" else key, None)
+            if value is not None:
+                data[key] = value
+        for key in ("mean", "std"):
+            if getattr(args, key, None):
+                data[key] = _floats(getattr(args, key), "--" + key)
+        entry["data"] = data
+    convert: dict = {}
+    for fmt in (f.strip() for f in args.to.split(",") if f.strip()):
+        convert[fmt] = _convert_options(args, fmt)
+    runtime_options = {"coreml": coreml_options(args)} if coreml_options(args) else {}
+    return {"name": "assess", "models": [entry], "formats": list(convert),
+            "n_test": args.n if args.n else "all",
+            "convert": {k: v for k, v in convert.items() if v},
+            "measures": {"latency_batch_sizes": _batch_sizes(args.batch_sizes),
+                         "memory": not args.no_memory, "latency_wait": None},
+            **({"threads": args.threads} if args.threads else {}),
+            "runtime_options": runtime_options,
+            "attacks": [{"name": a, **make_attack(a).params}
+                        for a in args.attack.split(",") if a],
+            "attack_n": args.attack_n}
+
+
+def _batch_sizes(text: str) -> list[int]:
+    """`--batch-sizes`: sizes to time, or none (no latency: a quick check of the outputs)."""
+    if text.strip().lower() in ("none", "0", ""):
+        return []
+    try:
+        return [int(b) for b in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--batch-sizes {text!r}: give sizes such as 1,32,128, or none") \
+            from None
+
+
+def _floats(text: str, option: str, count: int | None = None) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or (count and len(values) != count):
+        raise ValueError(f"{option} {text!r}: give {count or 'one or more'} comma-separated "
+                         f"numbers")
+    return values
+
+
+def _convert_options(args, target: str) -> dict:
+    """Converter options for one target from the command line (those of the file's framework
+    are used by its converter; the others are ignored by it)."""
+    from convbench.convert import resolve_target
+
+    fmt = resolve_target(target)[0]
+    if fmt == "onnx":
+        extra = {"opset": args.opset, "exporter": args.exporter if args.exporter != "dynamo"
+                 else None, "optimization": args.ort_optimization}
+    else:
+        extra = {"minimum_deployment_target": args.coreml_target,
+                 "source": args.coreml_source if args.coreml_source != "trace" else None}
+    return {k: v for k, v in extra.items() if v is not None}
 
 
 def assess(args) -> int:
-    from convbench.attacks import make_attack
-    from convbench.cli.study_cmds import coreml_options
-    from convbench.convert import resolve_target
-    from convbench.data import get_dataset
-    from convbench.files import check_model_path
-    from convbench.files import size_text
-    from convbench.limits import ASSESS_SECONDS, Limits, TimeLimitReached, memory_cap, time_limit
-    from convbench.models import to_layout
-    from convbench.runtimes import default_runtime
-    from convbench.store import Store
-    from convbench.study.cell import MeasureOptions, UserCell
-    from convbench.study.display import output_to
-    from convbench.study.executor import log_path, run_study
+    import yaml
 
     from convbench.gate import parse
+    from convbench.limits import ASSESS_SECONDS, Limits
+    from convbench.store import Store
+    from convbench.study.executor import run_study
+    from convbench.study.spec import parse_spec
 
     gate = parse(args.fail_if) if args.fail_if else None  # a typo fails before any work
-    path = Path(args.model)
-    if not path.exists():
-        raise ValueError(f"--model {path}: no such file")
+    if not Path(args.model).exists():
+        raise ValueError(f"--model {args.model}: no such file or folder")
+    raw = assess_spec(args)
+    spec = parse_spec(raw, "the command line")
     limits = Limits.from_options(args.memory_limit, args.time_limit, ASSESS_SECONDS)
-    try:  # what this process reads of the model and the data, under the same limits
-        with memory_cap(limits.memory_bytes), time_limit(limits.seconds):
-            check_model_path(path, args.framework, args.trust_model)
-            with output_to(log_path(CellKey(args.framework, path.name, "-", "-", "-"))):
-                shape, layout = _input_shape(args)  # if it loads the model, to a log
-            data_options = _data_options(args, shape, layout, limits.memory_bytes)
-            ds = get_dataset(args.dataset, args.data_dir, **data_options)
-            x, _, _ = ds.arrays("test", args.n)
-    except TimeLimitReached:
-        raise ValueError(f"{path}: reading the model's input and the data took past the time "
-                         f"limit of {limits.seconds:g} s; raise --time-limit if the model is "
-                         f"genuine") from None
-    except MemoryError:
-        raise ValueError(f"{path}: reading the model's input and the data ran out of memory "
-                         f"under the cap of {size_text(limits.memory_bytes or 0)}; raise "
-                         f"--memory-limit if the model is genuine") from None
-    xs = to_layout(x[:1], "keras" if layout == "nhwc" else "torch")
-    meta = {"layout": layout, "input_shape": list(xs.shape[1:]), "input_dtype": str(xs.dtype),
-            "holds": "user model file", "factory": args.factory}
-    original = Artifact.from_path(args.framework, path, **meta)
-    measures = MeasureOptions(latency_batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
-                              memory=not args.no_memory, latency_wait=None)
-    runtime_options = {"coreml": coreml_options(args)}
-    if args.trust_model:
-        runtime_options["keras"] = {"trust_model": True}
-    attacks = [{"name": a, **make_attack(a).params} for a in args.attack.split(",") if a]
-    cells = []
-    for fmt in (f.strip() for f in args.to.split(",") if f.strip()):
-        options = _convert_options(args, resolve_target(fmt)[0])
-        digest = hashlib.sha256(json.dumps(
-            [original.sha256, fmt, options, args.n, args.dataset, runtime_options, attacks,
-             args.attack_n] + ([args.threads] if args.threads else []),
-            sort_keys=True).encode()).hexdigest()[:16]
-        key = CellKey(args.framework, path.name, args.dataset, fmt,
-                      default_runtime(resolve_target(fmt)[0]), 0, digest)
-        cells.append(UserCell(key, original, args.dataset, data_options, args.n, options,
-                              measures, args.threads, args.data_dir, runtime_options, attacks,
-                              args.attack_n))
+    cells = _planned(spec, args, limits)
+    if args.framework and cells and cells[0].key.framework != args.framework:
+        raise ValueError(f"--framework {args.framework}: {args.model} holds a "
+                         f"{cells[0].key.framework} model ({cells[0].original.meta['kind']})")
+    if args.spec_out:
+        Path(args.spec_out).write_text(yaml.safe_dump(raw, sort_keys=False))
+        trust = " --trust-model" if args.trust_model else ""
+        print(f"spec written to {args.spec_out}: rerun it with `convbench run "
+              f"{args.spec_out}{trust}`")
     with Store(args.store) as store:  # each target in a process of its own, under the limits
         run_study(cells, store, "assess", force=True, executor="local", workers=1,
                   limits=limits, cell_threads=args.threads)
@@ -135,6 +131,38 @@ def assess(args) -> int:
     if not all(c.status.value == "ok" for c in stored):
         return 1
     return _gate(gate, stored) if gate else 0
+
+
+def _planned(spec, args, limits) -> list:
+    """The spec's cells, with the model read and the data prepared in this process under
+    the limits: bad input is an error here, before any conversion."""
+    from convbench.files import size_text
+    from convbench.limits import TimeLimitReached, memory_cap, time_limit
+    from convbench.study.display import output_to
+    from convbench.study.executor import log_path
+    from convbench.study.plan import plan
+
+    path = Path(args.model)
+    try:
+        with memory_cap(limits.memory_bytes), time_limit(limits.seconds):
+            with output_to(log_path(CellKey("user", path.name, "-", "-", "-"))):
+                cells = plan(spec, args.data_dir, limits.memory_bytes)  # may load the model
+                if cells:
+                    info = cells[0].load_data()[4]
+    except TimeLimitReached:
+        raise ValueError(f"{path}: reading the model's input and the data took past the time "
+                         f"limit of {limits.seconds:g} s; raise --time-limit if the model is "
+                         f"genuine") from None
+    except MemoryError:
+        raise ValueError(f"{path}: reading the model's input and the data ran out of memory "
+                         f"under the cap of {size_text(limits.memory_bytes or 0)}; raise "
+                         f"--memory-limit if the model is genuine") from None
+    if cells and info.get("skipped"):
+        import sys
+
+        print(f"convbench: {info['skipped']} unreadable file(s) skipped in --data, e.g. "
+              f"{info['skipped_files'][0]}", file=sys.stderr)
+    return cells
 
 
 #: `assess`'s exit status when a cell meets its `--fail-if` condition (1: a cell failed to

@@ -58,16 +58,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="ray: the cluster's address (default: a local Ray)")
     _limits(p, "cell", "43200 (12 h)")
     _coreml_runtime(p)
+    p.add_argument("--trust-model", action="store_true",
+                   help="allow the spec's `file:` entries marked trust_model: true (files that "
+                   "run their own code as they load)")
     p.set_defaults(handler="convbench.cli.study_cmds:run")
 
     p = sub.add_parser("assess", help="convert and measure your own model")
-    p.add_argument("--framework", required=True, choices=["torch", "keras"])
-    p.add_argument("--model", required=True, help="a .pt state_dict (torch) or a .keras file")
+    p.add_argument("--model", required=True,
+                   help="a PyTorch state_dict (.pt, with --factory), TorchScript (.pt/.ts) or "
+                   "ExportedProgram (.pt2) file; a Keras .keras or .h5 file or a TensorFlow "
+                   "SavedModel folder; or an ONNX file")
+    p.add_argument("--framework", choices=["torch", "keras", "onnx"],
+                   help="checked against what the file holds (read from it by default)")
     p.add_argument("--factory", help="MODULE:FUNCTION or FILE.py:FUNCTION returning the "
                    "nn.Module the state_dict belongs to (torch models outside the zoo)")
-    p.add_argument("--dataset", required=True, help="digits, mnist, cifar10, imdb")
-    p.add_argument("--input-shape", help="one sample's shape, e.g. 1,28,28 (images resize "
-                   "the digits dataset to it)")
+    p.add_argument("--custom-objects", metavar="MODULE",
+                   help="a module or .py file registering your Keras classes (a subclassed "
+                   "model, custom layers), imported before the model loads")
+    g = p.add_argument_group("data (one of --dataset, --data, --synthetic)")
+    g.add_argument("--dataset", help="built in: digits, mnist, cifar10, imdb")
+    g.add_argument("--data", metavar="FILE|DIR", help="an .npz (arrays x and optional y), a "
+                   ".csv (feature columns and a label column) or a folder of images in class "
+                   "subfolders (resized to the model's input as read)")
+    g.add_argument("--synthetic", type=int, metavar="N", help="N random inputs drawn from the "
+                   "model's input signature (no labels: agreement metrics only)")
+    g.add_argument("--synthetic-range", metavar="LOW,HIGH", help="range of synthetic values "
+                   "(default 0,1; token ids: integers in [LOW, HIGH))")
+    g.add_argument("--label-column", help="the CSV's label column (default: label, target, "
+                   "class or y when present)")
+    g.add_argument("--scale", type=float, help="multiply the data's values (default: 1/255 "
+                   "for 8-bit images, else 1)")
+    g.add_argument("--mean", help="per-channel mean subtracted after scaling, e.g. "
+                   "0.485,0.456,0.406")
+    g.add_argument("--std", help="per-channel std divided by after the mean, e.g. "
+                   "0.229,0.224,0.225")
+    g.add_argument("--data-layout", choices=["nchw", "nhwc"],
+                   help="layout of the .npz's image arrays (default: read from their shape)")
+    p.add_argument("--input-shape", help="one sample's shape in the model's layout, e.g. "
+                   "3,224,224, when the model does not declare it (digits are resized to it)")
+    p.add_argument("--spec-out", metavar="FILE", help="also write the study spec of this "
+                   "assessment, to rerun it with `convbench run FILE`")
     p.add_argument("--to", default="onnx", help="targets, comma-separated: onnx, coreml "
                    "(FP16 ML Program), coreml-fp32, coreml-nn (NeuralNetwork .mlmodel)")
     p.add_argument("--n", type=int, default=None, help="test subset size (default: all)")
@@ -76,9 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PyTorch -> ONNX exporter")
     p.add_argument("--coreml-source", choices=["trace", "export"], default="trace",
                    help="PyTorch -> Core ML: traced TorchScript or torch.export")
+    p.add_argument("--ort-optimization", choices=["basic", "extended", "all"],
+                   help="an ONNX source: the ONNX Runtime graph optimisation level whose "
+                   "optimised graph is compared with the source (default all)")
     p.add_argument("--coreml-target", help="minimum deployment target, e.g. iOS15, iOS17")
     _coreml_runtime(p)
-    p.add_argument("--batch-sizes", default="1,32,128", help="latency sweep")
+    p.add_argument("--batch-sizes", default="1,32,128", help="latency sweep (none: no "
+                   "latency, a quick check of the outputs)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory probes")
     p.add_argument("--threads", type=int, help="compute threads of every runtime (default: "
                    "every CPU); 1 gives the most reproducible latency on a shared machine")
@@ -87,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attack-n", type=int, default=1000,
                    help="inputs both models classify correctly to attack (default 1000)")
     p.add_argument("--trust-model", action="store_true",
-                   help="load Keras Lambda layers (runs the model's own code) and follow "
-                   "links that lead out of the model")
+                   help="load files that run their own code as they load (Keras Lambda "
+                   "layers, TorchScript, ExportedProgram, SavedModel) and follow links that "
+                   "lead out of the model")
     _limits(p, "target", "3600")
     p.add_argument("--fail-if", metavar="CONDITION",
                    help="exit with status 3 when a converted model meets it, e.g. "

@@ -14,6 +14,7 @@ COLUMNS = [
     ("acc orig", {"measure": "accuracy", "role": "original"}, "{:.4f}"),
     ("acc conv", {"measure": "accuracy", "role": "converted"}, "{:.4f}"),
     ("flips", {"measure": "label_flips"}, "{:.0f}"),
+    ("ties", {"measure": "tie_flips"}, "{:.0f}"),
     ("abs err max", {"measure": "abs_err", "stat": "max"}, "{:.2e}"),
     ("bit-diff", {"measure": "bitwise_mismatch"}, "{:.1%}"),
     ("McNemar p", {"measure": "mcnemar"}, "{:.3f}"),

@@ -41,8 +41,8 @@ def preflight(cells) -> None:
     from convbench.data import DataError, get_dataset
 
     problems = []
-    for name, data_dir in sorted({(c.train.dataset, c.data_dir) for c in cells},
-                                 key=lambda t: (t[0], str(t[1]))):
+    needed = {(c.builtin_dataset, c.data_dir) for c in cells if c.builtin_dataset}
+    for name, data_dir in sorted(needed, key=lambda t: (t[0], str(t[1]))):
         try:
             get_dataset(name, data_dir).check()
         except DataError as e:
@@ -67,6 +67,11 @@ def report(args) -> int:
 
 def run(args) -> int:
     spec = load_spec(args.spec)
+    trusting = [e.file for e in spec.models if getattr(e, "trust_model", False)]
+    if trusting and not args.trust_model:  # a spec file alone does not grant trust
+        raise SpecError(f"{args.spec}: trust_model is set for {', '.join(trusting)} (files "
+                        f"that run their own code as they load); pass --trust-model to run "
+                        f"them, only if you trust their author")
     coreml = coreml_options(args)
     if coreml:  # the command line wins over the spec
         merged = {**spec.runtime_options, "coreml": {**spec.runtime_options.get("coreml", {}),

@@ -12,6 +12,7 @@ from convbench.convert.base import CONVERTERS, TARGETS, Conversion, Converter, c
 
 CONVERTERS.register_lazy("onnx_from_torch", "convbench.convert.onnx_from_torch:OnnxFromTorch")
 CONVERTERS.register_lazy("onnx_from_keras", "convbench.convert.onnx_from_keras:OnnxFromKeras")
+CONVERTERS.register_lazy("onnx_from_onnx", "convbench.convert.onnx_from_onnx:OnnxFromOnnx")
 CONVERTERS.register_lazy("coreml_from_torch",
                          "convbench.convert.coreml_from_torch:CoremlFromTorch")
 CONVERTERS.register_lazy("coreml_from_keras",

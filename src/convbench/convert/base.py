@@ -10,7 +10,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from convbench.records import Artifact, Category, write_atomic
 from convbench.registry import Registry
@@ -90,6 +90,37 @@ class Converter:
                                    "no symbolic")):
             return Category.UNSUPPORTED_OPERATOR
         return Category.CONVERTER_CRASH
+
+
+def about_shapes(e: Exception) -> bool:
+    """Whether a converter's error is about shapes (what a fixed or enumerated shape mends)."""
+    text = str(e).lower()
+    return any(w in text for w in ("shape", "size", "dim", "symbolic", "rank", "constraint",
+                                   "speciali", "guard"))
+
+
+def first_route(routes: list[tuple[str, Callable[[], dict]]],
+                only_after: Callable[[Exception], bool] | None = None) -> dict:
+    """The meta of the first route (name, function) that converts, with `route` and the
+    errors of the routes tried before it (`fallbacks`); when none works, one error naming
+    every route's. `only_after(error)`: routes past the second are tried only when it holds
+    for the first error (a fixed batch cannot mend an unsupported operator)."""
+    errors: list[dict[str, str]] = []
+    first: Exception | None = None
+    for i, (name, attempt) in enumerate(routes):
+        if i >= 2 and only_after is not None and not only_after(first):
+            break
+        try:
+            meta = attempt()
+        except Exception as e:
+            first = first or e
+            errors.append({"route": name, "error": f"{type(e).__name__}: {e}"[:2000]})
+            continue
+        return {**meta, "route": name, **({"fallbacks": errors} if errors else {})}
+    if len(errors) == 1:
+        raise first
+    others = "; ".join(f"route {e['route']}: {e['error'][:300]}" for e in errors[1:])
+    raise RuntimeError(f"{errors[0]['error']} (also failed: {others})") from first
 
 
 def _versions(names: tuple[str, ...]) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from convbench.convert.base import about_shapes
 from convbench.records import Artifact
 
 
@@ -37,15 +38,18 @@ def convert_options(options: dict[str, Any]) -> dict[str, Any]:
 ENUMERATED_BATCHES = (1, 32, 128)
 
 
-def with_batch_routes(shape: list[int], convert: Callable[[Any, str], dict]) -> dict:
+def with_batch_routes(shape: list[int], convert: Callable[[Any, str], dict],
+                      free_axes=()) -> dict:
     """`convert(batch_shape, route)`'s meta with the first batch route that converts: a
     flexible batch (`RangeDim`), else enumerated batch sizes, else a fixed batch of 1 (what a
     user does when a flexible batch fails; larger batches then run as loops). The route taken
     and the errors of the earlier routes are recorded; when none works, the first error is
-    raised with the others'."""
+    raised with the others'. `free_axes` (of one sample: a sequence the model leaves free)
+    stay free in the flexible route, up to 4096."""
     import coremltools as ct
 
-    routes = [("flexible", lambda: ct.Shape((ct.RangeDim(1, 1024, 2), *shape))),
+    flexible = [ct.RangeDim(1, 4096, d) if i in free_axes else d for i, d in enumerate(shape)]
+    routes = [("flexible", lambda: ct.Shape((ct.RangeDim(1, 1024, 2), *flexible))),
               ("enumerated", lambda: ct.EnumeratedShapes(
                   [(b, *shape) for b in ENUMERATED_BATCHES], default=(1, *shape))),
               ("fixed", lambda: (1, *shape))]
@@ -57,7 +61,7 @@ def with_batch_routes(shape: list[int], convert: Callable[[Any, str], dict]) -> 
         except Exception as e:
             first = first or e
             errors.append({"batch": name, "error": f"{type(e).__name__}: {e}"[:2000]})
-            if not _about_shapes(first):  # an unsupported op fails whatever the batch
+            if not about_shapes(first):  # an unsupported op fails whatever the batch
                 break
             continue
         return {**meta, "batch": name, **({"batch_fallbacks": errors} if errors else {})}
@@ -65,11 +69,6 @@ def with_batch_routes(shape: list[int], convert: Callable[[Any, str], dict]) -> 
         raise first
     others = "; ".join(f"{e['batch']} batch: {e['error'][:300]}" for e in errors[1:])
     raise RuntimeError(f"{errors[0]['error']} (also failed with {others})") from first
-
-
-def _about_shapes(e: Exception) -> bool:
-    text = str(e).lower()
-    return any(w in text for w in ("shape", "size", "dim", "symbolic", "rank"))
 
 
 def suffix(options: dict[str, Any]) -> str:
@@ -83,6 +82,7 @@ def save_model(mlmodel, out: Path, src: Artifact, options: dict[str, Any], route
     program = spec.WhichOneof("Type") == "mlProgram"
     mlmodel.save(str(out))
     return {"layout": src.meta.get("layout"), "input_shape": src.meta["input_shape"],
+            "free_axes": src.meta.get("free_axes", []),
             "input_dtype": src.meta.get("input_dtype", "float32"), "route": route,
             "model_type": "mlprogram" if program else "neuralnetwork",
             "precision": options.get("precision", "fp16") if program else "fp32",

@@ -37,12 +37,16 @@ class CoremlFromKeras(Converter):
         from convbench.convert.keras_routes import with_fallbacks
         from convbench.models.load import load_keras
 
-        model = load_keras(src.path, trust=self.options.get("trust_model", False))
+        model = load_keras(src.path, trust=self.options.get("trust_model", False),
+                           custom=self.options.get("custom_objects"))
         shape, dtype = src.meta["input_shape"], src.meta.get("input_dtype", "float32")
         ml_dtype = np.int32 if dtype.startswith("int") else np.float32
 
         def convert(m) -> dict:
-            name = m.inputs[0].name  # the graph's placeholder is named after the Input layer
+            try:  # the graph's placeholder is named after the Input layer
+                name = m.inputs[0].name
+            except (AttributeError, IndexError, TypeError, ValueError):  # subclassed
+                name = "input"
 
             def with_batch(batch_shape, batch: str) -> dict:
                 inputs = [ct.TensorType(name=name, dtype=ml_dtype, shape=batch_shape)]
@@ -50,9 +54,9 @@ class CoremlFromKeras(Converter):
                                      **convert_options(self.options))
                 return save_model(mlmodel, out, src, self.options, route="keras")
 
-            return with_batch_routes(list(shape), with_batch)
+            return with_batch_routes(list(shape), with_batch, src.meta.get("free_axes", ()))
 
-        return with_fallbacks(model, convert)
+        return with_fallbacks(model, convert, shape, dtype)
 
     def _via_twin(self, src: Artifact, out: Path) -> dict:
         import tempfile

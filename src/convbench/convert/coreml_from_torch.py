@@ -14,7 +14,8 @@ from convbench.records import Artifact
 class CoremlFromTorch(Converter):
     """Options: `source` "trace" | "export", `convert_to` "mlprogram" | "neuralnetwork",
     `precision` "fp16" | "fp32" (ML Program only), `minimum_deployment_target` ("iOS15", ...),
-    `factory` for a user model outside the zoo."""
+    `factory` for a user model outside the zoo, `trust_model` for TorchScript and
+    ExportedProgram files."""
 
     source, target = "torch", "coreml"
     packages = ("torch", "coremltools")
@@ -29,12 +30,14 @@ class CoremlFromTorch(Converter):
 
         from convbench.models.load import load_torch
 
-        model = load_torch(src.path, src.meta.get("architecture"), self.options.get("factory"))
+        model = load_torch(src.path, src.meta.get("architecture"), self.options.get("factory"),
+                           self.options.get("trust_model", False))
         shape, dtype = src.meta["input_shape"], src.meta.get("input_dtype", "float32")
         example = torch.zeros((2, *shape), dtype=getattr(torch, dtype))
         how = self.options.get("source", "trace")
-        if how == "trace":
-            graph = torch.jit.trace(model, example)
+        if how == "trace":  # a TorchScript file is already a graph coremltools takes
+            graph = model if isinstance(model, torch.jit.ScriptModule) else \
+                torch.jit.trace(model, example)
         elif how == "export":
             batch = torch.export.Dim("batch", min=1, max=1024)
             graph = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
@@ -49,4 +52,4 @@ class CoremlFromTorch(Converter):
             mlmodel = ct.convert(graph, inputs=inputs, **convert_options(self.options))
             return save_model(mlmodel, out, src, self.options, route=f"torch-{how}")
 
-        return with_batch_routes(list(shape), convert)
+        return with_batch_routes(list(shape), convert, src.meta.get("free_axes", ()))

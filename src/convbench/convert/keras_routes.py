@@ -12,29 +12,47 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-def as_functional(model):
+def input_signature(model, shape=None, dtype=None) -> tuple[tuple, str]:
+    """One sample's shape and the input dtype: the model's own where it has built inputs
+    (functional, Sequential), else the given ones (a subclassed model)."""
+    try:
+        first = model.inputs[0]
+        dt = first.dtype
+        return tuple(first.shape[1:]), getattr(dt, "name", dt)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        if shape is None:
+            raise ValueError(f"{model.name}: a subclassed model declares no input shape; "
+                             f"give --input-shape") from None
+        return tuple(shape), dtype or "float32"
+
+
+def as_functional(model, shape=None, dtype=None):
     """A functional model over `model`'s layers and weights (shared, not copied)."""
     import keras
 
-    first = model.inputs[0]
-    inp = keras.Input(shape=tuple(first.shape[1:]), dtype=first.dtype, name="input")
+    shape, dtype = input_signature(model, shape, dtype)
+    inp = keras.Input(shape=shape, dtype=dtype, name="input")
     return keras.Model(inp, model(inp), name=f"{model.name}_functional")
 
 
-def with_fallbacks(model, convert: Callable[[Any], dict]) -> dict:
-    """`convert(model)`'s meta; for a model that is not functional and fails as it is, the
-    meta of `convert(as_functional(model))`, with `route` and `fallbacks` (the earlier error)
-    said in it. Raises the first error when no route works."""
+def is_functional(model) -> bool:
     import keras
 
+    return isinstance(model, keras.Model) and type(model).__name__ == "Functional"
+
+
+def with_fallbacks(model, convert: Callable[[Any], dict], shape=None, dtype=None) -> dict:
+    """`convert(model)`'s meta; for a model that is not functional (Sequential, subclassed)
+    and fails as it is, the meta of `convert(as_functional(model))`, with `route` and
+    `fallbacks` (the earlier error) said in it. Raises the first error when no route works."""
     try:
         return {"route": "keras", **convert(model)}
     except Exception as first:
-        if not isinstance(model, keras.Sequential):
+        if is_functional(model):
             raise
         earlier = [{"route": "keras", "error": f"{type(first).__name__}: {first}"[:2000]}]
         try:
-            meta = convert(as_functional(model))
+            meta = convert(as_functional(model, shape, dtype))
         except Exception as second:
             raise RuntimeError(f"{type(first).__name__}: {first}; wrapped in a functional "
                                f"model: {type(second).__name__}: {second}") from first

@@ -19,14 +19,16 @@ class OnnxFromKeras(Converter):
         import tensorflow as tf
         import tf2onnx
 
-        from convbench.convert.keras_routes import with_fallbacks
+        from convbench.convert.keras_routes import input_signature, with_fallbacks
         from convbench.models.load import load_keras
 
-        model = load_keras(src.path, trust=self.options.get("trust_model", False))
-        shape = tuple(model.inputs[0].shape[1:])
-        dtype = model.inputs[0].dtype
-        dtype = getattr(dtype, "name", dtype)
-        spec = [tf.TensorSpec((None, *shape), dtype, name="input")]
+        model = load_keras(src.path, trust=self.options.get("trust_model", False),
+                           custom=self.options.get("custom_objects"))
+        shape, dtype = input_signature(model, src.meta.get("input_shape"),
+                                       src.meta.get("input_dtype"))
+        free = set(src.meta.get("free_axes", []))  # a sequence axis the model leaves free
+        spec = [tf.TensorSpec((None, *[None if i in free else d for i, d in enumerate(shape)]),
+                              dtype, name="input")]
 
         def export(m) -> dict:
             proto, _ = tf2onnx.convert.from_keras(m, input_signature=spec,
@@ -35,8 +37,9 @@ class OnnxFromKeras(Converter):
             return {"opset": max(o.version for o in proto.opset_import
                                  if o.domain in ("", "ai.onnx"))}
 
-        done = with_fallbacks(model, export)
+        done = with_fallbacks(model, export, shape, dtype)
         onnx.checker.check_model(onnx.load(str(out)), full_check=True)
         return {**done, "layout": src.meta.get("layout", "nhwc"), "input_shape": list(shape),
+                "free_axes": sorted(free),
                 "input_dtype": str(dtype), "exporter": "tf2onnx",
                 "holds": "ONNX graph with embedded weights"}

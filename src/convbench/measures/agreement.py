@@ -31,9 +31,27 @@ def paired_correctness(ok_a: np.ndarray, ok_b: np.ndarray, roles=("original", "c
             Metric("correct_only", c, "count", role=roles[1], **fields)]
 
 
-def agreement(orig: np.ndarray, conv: np.ndarray, y: np.ndarray) -> list[Metric]:
-    """Accuracy of both, label flips, absolute/relative output error, bitwise mismatch and
-    McNemar's test, as `Metric`s.
+#: Unit roundoff of the precision a converted model computes in: a value of magnitude m is
+#: known to within m * u, so two outputs whose gap is within (|a| + |b|) * u are a tie in it.
+UNIT_ROUNDOFF = {"fp16": 2.0 ** -11, "fp32": 2.0 ** -24, "fp64": 2.0 ** -53}
+
+
+def tie_flips(orig: np.ndarray, conv_labels: np.ndarray, precision: str = "fp32") -> np.ndarray:
+    """Which inputs flip on a tie: the converted model's label differs from the original's,
+    and the original scores the two labels within the converted precision's rounding of each
+    other, so either is what that precision can say."""
+    u = UNIT_ROUNDOFF.get(precision, UNIT_ROUNDOFF["fp32"])
+    rows = np.arange(len(orig))
+    lo = orig.argmax(1)
+    a, b = orig[rows, lo], orig[rows, conv_labels]
+    return (lo != conv_labels) & (a - b <= (np.abs(a) + np.abs(b)) * u)
+
+
+def agreement(orig: np.ndarray, conv: np.ndarray, y: np.ndarray | None,
+              precision: str = "fp32") -> list[Metric]:
+    """Accuracy of both (when there are labels), label flips (split into decided flips and
+    tie flips: see `tie_flips`; `precision` is the converted model's), absolute/relative output
+    error, bitwise mismatch and McNemar's test, as `Metric`s.
 
     Relative error is |orig - conv| / |conv|, with 0/0 = 0 and a nonzero difference over 0
     counted as inf (reported, not hidden). Errors are computed in float64. Outputs of
@@ -43,16 +61,21 @@ def agreement(orig: np.ndarray, conv: np.ndarray, y: np.ndarray) -> list[Metric]
     if o.shape != c.shape:
         return [Metric("shape_mismatch", 1.0, "count")]
     lo, lc = o.argmax(1), c.argmax(1)
-    ok_o, ok_c = lo == y, lc == y
+    flipped = lo != lc
+    ties = tie_flips(o, lc, precision)
     diff = np.abs(o - c)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(diff == 0, 0.0, diff / np.abs(c))
     finite = rel[np.isfinite(rel)]
-    return [
-        Metric("inputs", len(y), "count"),
-        Metric("accuracy", ok_o.mean(), "ratio", role="original"),
-        Metric("accuracy", ok_c.mean(), "ratio", role="converted"),
-        Metric("label_flips", np.sum(lo != lc), "count"),
+    out = [Metric("inputs", len(o), "count")]
+    if y is not None:
+        ok_o, ok_c = lo == y, lc == y
+        out += [Metric("accuracy", ok_o.mean(), "ratio", role="original"),
+                Metric("accuracy", ok_c.mean(), "ratio", role="converted")]
+    out += [
+        Metric("label_flips", np.sum(flipped), "count"),
+        Metric("decided_flips", np.sum(flipped & ~ties), "count"),
+        Metric("tie_flips", np.sum(ties), "count"),
         Metric("abs_err", diff.mean(), "output", stat="mean"),
         Metric("abs_err", diff.max(), "output", stat="max"),
         Metric("abs_err", np.percentile(diff, 99, method="higher"), "output", stat="p99"),
@@ -63,5 +86,7 @@ def agreement(orig: np.ndarray, conv: np.ndarray, y: np.ndarray) -> list[Metric]
         Metric("bitwise_mismatch", np.mean(orig != conv), "ratio"),
         Metric("nonfinite_outputs", np.sum(~np.isfinite(orig)), "count", role="original"),
         Metric("nonfinite_outputs", np.sum(~np.isfinite(conv)), "count", role="converted"),
-        *paired_correctness(ok_o, ok_c),
     ]
+    if y is not None:
+        out += paired_correctness(ok_o, ok_c)
+    return out

@@ -80,23 +80,101 @@ def forget_loaded() -> None:
     _LOADED.clear()
 
 
-def load_torch(path: str | Path, architecture: dict | None = None, factory: str | None = None):
-    """A PyTorch model in eval mode from a state_dict, rebuilt by the zoo or by `factory`."""
-    return _shared("torch", path, [architecture, factory],
-                   lambda: _load_torch(path, architecture, factory))
+TORCH_KINDS = ("state_dict", "torchscript", "exported_program")
+#: Model files that carry code run when they load (TorchScript, pickled objects, TensorFlow
+#: graphs with file ops): loaded only when the user trusts them (`--trust-model`).
+CARRIES_CODE = {"torchscript": "TorchScript code", "exported_program":
+                "pickled objects (torch.export.load falls back to full pickle)",
+                "saved_model": "a TensorFlow graph (its ops may read and write files)"}
 
 
-def _load_torch(path: str | Path, architecture: dict | None, factory: str | None):
+def model_kind(path: str | Path, framework: str | None = None) -> str:
+    """What a model file holds: "state_dict", "torchscript", "exported_program", "keras",
+    "h5", "saved_model" or "onnx" (read from its name and, for PyTorch's zip archives, their
+    listing once `convbench.files` has checked the archive; nothing is run)."""
+    import zipfile
+
+    from convbench.files import check_zip, model_path
+
+    p = model_path(path)  # special and system files refused before anything reads them
+    if p.is_dir():
+        if (p / "saved_model.pb").exists():
+            return "saved_model"
+        raise ModelLoadError(f"{path}: a folder but not a TensorFlow SavedModel (no "
+                             f"saved_model.pb); give a model file or a SavedModel folder")
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix == ".keras":
+        return "keras"
+    if suffix in (".h5", ".hdf5"):
+        return "h5"
+    if suffix in (".pt", ".pth", ".ts", ".pt2", ".bin") or framework == "torch":
+        check_zip(p)  # the archive's end record and directory, before it is listed
+        try:
+            with zipfile.ZipFile(p) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            return "state_dict"  # torch's legacy format, or not PyTorch: torch.load says
+        if suffix == ".pt2" or any(n.endswith("serialized_exported_program.json")
+                                   or "/models/" in n for n in names):
+            return "exported_program"
+        if any("/code/" in n for n in names):
+            return "torchscript"
+        return "state_dict"
+    raise ModelLoadError(f"{path}: unknown kind of model file {suffix or '(no suffix)'!r}; "
+                         f"convbench reads .pt/.pth (state_dict, TorchScript), .pt2 "
+                         f"(ExportedProgram), .keras, .h5, a SavedModel folder and .onnx")
+
+
+def framework_of(kind: str) -> str:
+    """The framework that runs a model of `kind` as the original."""
+    return {"onnx": "onnx", "keras": "keras", "h5": "keras",
+            "saved_model": "keras"}.get(kind, "torch")
+
+
+def require_trust(path: str | Path, kind: str, trust: bool) -> None:
+    if kind in CARRIES_CODE and not trust:
+        instead = ("save model.state_dict() and pass --factory" if kind != "saved_model" else
+                   "save the Keras model with model.save('model.keras')")
+        raise ModelLoadError(f"{path}: a {kind.replace('_', ' ')} carries "
+                             f"{CARRIES_CODE[kind]}, run as it loads; pass --trust-model only "
+                             f"if you trust its author (or {instead})")
+
+
+def load_torch(path: str | Path, architecture: dict | None = None, factory: str | None = None,
+               trust: bool = False):
+    """A PyTorch model in eval mode: a state_dict rebuilt by the zoo or by `factory`, or (when
+    trusted) a TorchScript module or an ExportedProgram's module."""
+    return _shared("torch", path, [architecture, factory, trust],
+                   lambda: _load_torch(path, architecture, factory, trust), trust)
+
+
+def _load_torch(path: str | Path, architecture: dict | None, factory: str | None,
+                trust: bool = False):
     import torch
 
     from convbench.models.spec import build
 
+    kind = model_kind(path, "torch")
+    if kind not in TORCH_KINDS:
+        raise ModelLoadError(f"{path}: a {kind} file, not a PyTorch model")
+    require_trust(path, kind, trust)
+    if kind != "state_dict":
+        try:
+            if kind == "torchscript":
+                return torch.jit.load(str(path), map_location="cpu").eval()
+            return torch.export.load(str(path)).module()
+        except Exception as e:
+            raise ModelLoadError(f"{path}: not loadable as a {kind.replace('_', ' ')} "
+                                 f"({type(e).__name__}: {_first_line(e)})") from e
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or unsafe files
         raise ModelLoadError(
             f"{path}: not loadable as a PyTorch state_dict with weights_only=True (convbench "
-            f"never runs pickled code): save `model.state_dict()` with torch.save. "
+            f"never runs pickled code): save `model.state_dict()` with torch.save, or the "
+            f"whole model with torch.jit.save or torch.export.save and pass --trust-model. "
             f"({type(e).__name__}: {_first_line(e)})") from e
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path}: holds a {type(state).__name__}, not a state_dict; save "
@@ -106,8 +184,9 @@ def _load_torch(path: str | Path, architecture: dict | None, factory: str | None
     else:
         arch = architecture or architecture_of(path)
         if arch is None:
-            raise ModelLoadError(f"{path}: no architecture record ({path}.arch.json) and no "
-                                 f"--factory; pass --factory MODULE:FUNCTION returning the model")
+            raise ModelLoadError(f"{path}: a state_dict holds weights, not the model: pass "
+                                 f"--factory MODULE:FUNCTION returning the nn.Module (or save "
+                                 f"it with torch.jit.save / torch.export.save)")
         model = build("torch", arch["model"], arch["input_shape"], arch["num_classes"],
                       vocab=arch.get("vocab"), **arch.get("options", {}))
     try:
@@ -118,22 +197,122 @@ def _load_torch(path: str | Path, architecture: dict | None, factory: str | None
     return model.eval()
 
 
-def load_keras(path: str | Path, trust: bool = False):
-    """A Keras model from a `.keras` file, in safe mode unless the user trusts it."""
-    return _shared("keras", path, {"trust": trust}, lambda: _load_keras(path, trust), trust)
+def torch_declared_shape(path: str | Path, trust: bool
+                         ) -> tuple[tuple[int | None, ...], str] | None:
+    """One sample's shape (None for an axis exported dynamic) and dtype as an ExportedProgram
+    declares it (its first input); None for files that do not declare one."""
+    if model_kind(path, "torch") != "exported_program":
+        return None
+    module = load_torch(path, trust=trust)
+    for node in module.graph.nodes:
+        if node.op == "placeholder":
+            val = node.meta.get("val")
+            if val is None:
+                return None
+            dims = [d if isinstance(d, int) else None for d in val.shape[1:]]
+            dtype = str(val.dtype).removeprefix("torch.")
+            return tuple(dims), dtype
+    return None
 
 
-def _load_keras(path: str | Path, trust: bool):
+def load_keras(path: str | Path, trust: bool = False, custom: str | None = None):
+    """A Keras model from a `.keras` file (in safe mode unless the user trusts it), a legacy
+    `.h5` file (refused when it holds a Lambda layer, unless trusted) or, when trusted, a
+    TensorFlow SavedModel folder (wrapped as a Keras model). `custom`: a module or .py file of
+    the user's registered layer classes, imported first."""
+    return _shared("keras", path, {"trust": trust, "custom": custom},
+                   lambda: _load_keras(path, trust, custom), trust)
+
+
+def import_custom(spec: str | None) -> None:
+    """Import the user's module of registered Keras classes (subclassed models, layers)."""
+    if not spec:
+        return
+    try:
+        if spec.endswith(".py"):
+            loaded = importlib.util.spec_from_file_location(Path(spec).stem, spec)
+            if loaded is None or not Path(spec).exists():
+                raise FileNotFoundError(spec)
+            loaded.loader.exec_module(importlib.util.module_from_spec(loaded))
+        else:
+            importlib.import_module(spec)
+    except (ImportError, FileNotFoundError) as e:
+        raise ModelLoadError(f"--custom-objects {spec!r}: cannot import it ({e}); give an "
+                             f"importable module or a .py file") from e
+
+
+def _load_keras(path: str | Path, trust: bool, custom: str | None = None):
     import keras
 
+    kind = model_kind(path, "keras")
+    if framework_of(kind) != "keras":
+        raise ModelLoadError(f"{path}: a {kind.replace('_', ' ')} file, not a Keras model")
+    import_custom(custom)
+    if kind == "saved_model":
+        require_trust(path, kind, trust)
+        return _saved_model_as_keras(path)
+    if kind == "h5":
+        config = h5_config(path)
+        if config is not None and not trust and _holds_lambda(config):
+            raise ModelLoadError(f"{path}: holds a Lambda layer (marshalled Python code); pass "
+                                 f"--trust-model only if you trust its author")
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=not trust)
+        options = {} if kind == "h5" else {"safe_mode": not trust}
+        return keras.saving.load_model(path, compile=False, **options)
     except Exception as e:  # keras raises ValueError, OSError, zipfile errors...
         msg = _first_line(e)
         hint = (" The model holds a Lambda layer (arbitrary code): pass --trust-model only if "
                 "you trust its author." if "lambda" in msg.lower() else
+                " A subclassed model or custom layer needs its class: pass --custom-objects "
+                "MODULE (registered with keras.saving.register_keras_serializable)."
+                if "unknown" in msg.lower() or "could not locate" in msg.lower() else
                 " Save it with model.save('model.keras').")
         raise ModelLoadError(f"{path}: not a loadable Keras model ({msg}).{hint}") from e
+
+
+def h5_config(path: str | Path) -> dict | None:
+    """A legacy `.h5` model's architecture (its `model_config` attribute), read with h5py."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+    except OSError as e:
+        raise ModelLoadError(f"{path}: not a readable HDF5 file ({_first_line(e)})") from e
+    if raw is None:
+        return None
+    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def saved_model_signature(path: str | Path) -> tuple[str, list, str, str]:
+    """(input name, shape with batch, dtype, output name) of a SavedModel's serving signature."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    fn = loaded.signatures.get("serving_default")
+    if fn is None:
+        raise ModelLoadError(f"{path}: a SavedModel without a serving_default signature; save "
+                             f"it with tf.saved_model.save or model.export")
+    args = fn.structured_input_signature[1]
+    outs = fn.structured_outputs
+    if len(args) != 1 or len(outs) != 1:
+        raise ModelLoadError(f"{path}: its signature takes {len(args)} inputs and gives "
+                             f"{len(outs)} outputs; convbench compares one-input one-output "
+                             f"classifiers")
+    (name, spec), = args.items()
+    return name, list(spec.shape), spec.dtype.name, next(iter(outs))
+
+
+def _saved_model_as_keras(path: str | Path):
+    import keras
+
+    name, shape, dtype, out = saved_model_signature(path)
+    if any(d is None for d in shape[1:]):
+        raise ModelLoadError(f"{path}: its signature's input {shape} has free axes other than "
+                             f"the batch; export it with a fixed input shape")
+    layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
+    inp = keras.Input(shape=tuple(shape[1:]), dtype=dtype, name=name)
+    return keras.Model(inp, layer(inp)[out], name=Path(path).name)
 
 
 def keras_config(path: str | Path, trust: bool = False) -> dict | None:
@@ -160,17 +339,3 @@ def _holds_lambda(node) -> bool:
     if isinstance(node, dict):
         return node.get("class_name") == "Lambda" or any(map(_holds_lambda, node.values()))
     return isinstance(node, list) and any(map(_holds_lambda, node))
-
-
-def keras_input_shape(config: dict | None) -> tuple[int, ...] | None:
-    """One sample's shape as a `.keras` config declares it (None when it does not say it
-    plainly: a model of several inputs, free axes)."""
-    try:
-        layers = config.get("config", {}).get("layers", [])
-        shapes = [layer["config"].get("batch_shape") or layer["config"].get("batch_input_shape")
-                  for layer in layers if layer.get("class_name") == "InputLayer"]
-    except (KeyError, TypeError, AttributeError):
-        return None
-    if len(shapes) == 1 and shapes[0] and all(isinstance(d, int) for d in shapes[0][1:]):
-        return tuple(shapes[0][1:])
-    return None

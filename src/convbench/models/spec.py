@@ -93,7 +93,10 @@ def count_params(framework: str, model) -> int:
 
 
 def to_layout(x: np.ndarray, framework: str) -> np.ndarray:
-    """Turn canonical NCHW images into the framework's layout (NHWC for Keras); text unchanged."""
+    """Turn canonical NCHW images into the framework's layout (NHWC for Keras); text unchanged.
+    A user's data read on demand (`convbench.data.user.Rows`) stays so, in that layout."""
+    if hasattr(x, "in_layout"):
+        return x.in_layout("nhwc" if framework == "keras" and x.ndim == 4 else "nchw")
     if framework == "keras" and x.ndim == 4:
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     return x

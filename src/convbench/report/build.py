@@ -80,6 +80,7 @@ def _rq1(groups: dict[GroupKey, Cells]) -> Section:
         p = _mcnemar(cells)
         rows.append([_label(k), str(len(cells)), f"{o[0]:.4f} [{o[1]:.4f}, {o[2]:.4f}]",
                      f"{c[0]:.4f} [{c[1]:.4f}, {c[2]:.4f}]", _pm(cells, "{:.1f}", "label_flips"),
+                     _pm(cells, "{:.1f}", "tie_flips"),
                      _pm(cells, "{:.2e}", "abs_err", stat="mean"),
                      _pm(cells, "{:.2e}", "abs_err", stat="max"),
                      _pm(cells, "{:.1%}", "bitwise_mismatch"), fv(p, "{:.3g}"),
@@ -91,9 +92,12 @@ def _rq1(groups: dict[GroupKey, Cells]) -> Section:
     s.blocks.append("Accuracy with its 95% Wilson interval over all test samples of all runs; "
                     "other columns are mean ± standard deviation over training runs. McNemar's "
                     "exact test compares the paired correctness of original and converted, "
-                    "pooled over runs.")
+                    "pooled over runs. A flip is a tie when the original scores its label "
+                    "and the converted model's label within the converted format's rounding "
+                    "of each other (gap <= (|a| + |b|) * u, u = 2^-11 in float16, 2^-24 in "
+                    "float32): that precision cannot say which label is first.")
     s.blocks.append(Table(["cell", "runs", "accuracy original", "accuracy converted", "flips",
-                           "abs err mean", "abs err max", "bitwise mismatch", "McNemar p",
+                           "of which ties", "abs err mean", "abs err max", "bitwise mismatch", "McNemar p",
                            "difference"], rows))
     if rows:
         s.blocks.append(Figure("accuracy", plots.accuracy(labels, acc_o, acc_c),

@@ -23,7 +23,8 @@ class KerasRunner(Runner):
             except RuntimeError:
                 pass
         self.threads = tf.config.threading.get_intra_op_parallelism_threads() or None
-        self.model = load_keras(self.artifact.path, trust=self.trust)
+        self.model = load_keras(self.artifact.path, trust=self.trust,
+                                custom=self.artifact.meta.get("custom_objects"))
         model = self.model
         self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 

@@ -7,8 +7,24 @@ import numpy as np
 from convbench.runtimes.base import Runner
 
 
+#: ONNX Runtime's graph optimisation levels by the names convbench takes.
+LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+          "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def optimization_level(name: str):
+    import onnxruntime as ort
+
+    if name not in LEVELS:
+        raise ValueError(f"ONNX Runtime optimisation {name!r}: give one of {', '.join(LEVELS)}")
+    return getattr(ort.GraphOptimizationLevel, LEVELS[name])
+
+
 class OrtRunner(Runner):
-    """Options: `providers` (default CPU), `threads` (intra-op; None: ORT's default)."""
+    """Options: `providers` (default CPU), `threads` (intra-op; None: ORT's default),
+    `optimization` (graph optimisation level, default "all"; a model's meta `ort_optimization`
+    overrides it: an ONNX source runs unoptimised, its ORT-optimised twin as saved). A model
+    with a fixed batch runs larger batches as loops."""
 
     name, formats = "onnxruntime", ("onnx",)
     module = "onnxruntime"
@@ -20,16 +36,33 @@ class OrtRunner(Runner):
         if self.threads:
             so.intra_op_num_threads = self.threads
         so.log_severity_level = 3
+        self.optimization = self.artifact.meta.get("ort_optimization") or \
+            self.options.get("optimization", "all")
+        so.graph_optimization_level = optimization_level(self.optimization)
         providers = self.options.get("providers") or ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(self.artifact.path, so, providers=providers)
         self.providers = self.session.get_providers()
-        self._input = self.session.get_inputs()[0].name
+        first = self.session.get_inputs()[0]
+        self._input = first.name
+        batch = first.shape[0] if first.shape else None
+        self._fixed = batch if isinstance(batch, int) and batch > 0 else None
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self._input: x})[0]
+        if self._fixed is None or len(x) == self._fixed:
+            return self.session.run(None, {self._input: x})[0]
+        f = self._fixed
+        outs = []
+        for i in range(0, len(x), f):
+            part = x[i:i + f]
+            if len(part) < f:  # pad the last run to the fixed batch, keep its own rows
+                part = np.concatenate([part, np.repeat(part[-1:], f - len(part), 0)])
+            outs.append(self.session.run(None, {self._input: part})[0])
+        return np.concatenate(outs)[:len(x)]
 
     def describe(self):
-        return {**super().describe(), "providers": getattr(self, "providers", None)}
+        return {**super().describe(), "providers": getattr(self, "providers", None),
+                "optimization": getattr(self, "optimization", None),
+                **({"fixed_batch": self._fixed} if getattr(self, "_fixed", None) else {})}
 
     def close(self):
         self.session = None

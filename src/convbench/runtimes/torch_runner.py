@@ -21,7 +21,7 @@ class TorchRunner(Runner):
             torch.set_num_threads(self.threads)
         self.threads = torch.get_num_threads()
         self.model = load_torch(self.artifact.path, self.artifact.meta.get("architecture"),
-                                self.artifact.meta.get("factory"))
+                                self.artifact.meta.get("factory"), self.trust)
         self._torch = torch
 
     def infer(self, x: np.ndarray) -> np.ndarray:

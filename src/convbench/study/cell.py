@@ -73,56 +73,23 @@ class Cell:
     def run(self, log: str | None = None) -> CellResult:
         return run_cell(self, log)
 
+    @property
+    def builtin_dataset(self) -> str | None:
+        """The built-in dataset the cell needs (checked present before a study runs)."""
+        return self.train.dataset
+
+    def inputs(self):
+        """The test inputs the cell compares on (canonical layout)."""
+        ds = dataset_for(self.train.model, self.train.dataset, self.data_dir,
+                         **self.train.data_options)
+        return ds.arrays("test", self.n_test, self.train.seed)[0]
+
     def files(self) -> list[str]:
         """The model files known outside the cell: its original, once trained."""
         try:
             return [json.loads(_record(self.train).read_text())["artifact"]["path"]]
         except (OSError, ValueError, KeyError, TypeError):
             return []
-
-
-@dataclass(frozen=True)
-class UserCell:
-    """One target of `convbench assess`: a user's model file, converted and compared on a
-    dataset like a study's cell, and run by the same executors."""
-
-    key: CellKey
-    original: Artifact
-    dataset: str
-    data_options: dict[str, Any]
-    n_test: int | None
-    convert_options: dict[str, Any]
-    measures: MeasureOptions
-    threads: int | None = None
-    data_dir: str | None = None
-    runtime_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    attacks: list[dict[str, Any]] = field(default_factory=list)
-    attack_n: int | None = 1000
-
-    def files(self) -> list[str]:
-        return [self.original.path]
-
-    def run(self, log: str | None = None) -> CellResult:
-        from convbench.data import get_dataset
-
-        def body(result: CellResult) -> None:
-            step("loading data")
-            try:
-                ds = get_dataset(self.dataset, self.data_dir, **self.data_options)
-                x, y, _ = ds.arrays("test", self.n_test)
-            except DataError as e:
-                raise CellFailure(Category.DATA_ERROR, str(e)) from e
-            convert_and_compare(result, self.original, x, y, self.convert_options,
-                                self.measures, self.threads, self.runtime_options, log)
-            if self.attacks:
-                from convbench.attacks.protocol import attack_cell
-
-                attack_cell(result, self.original, result.artifacts["converted"], x, y,
-                            self.attacks, self.attack_n, 0, ds.num_classes,
-                            getattr(ds, "vocabulary", lambda: None)(), self.threads,
-                            self.runtime_options)
-
-        return guarded(self.key, body)
 
 
 class CellFailure(Exception):
@@ -184,7 +151,8 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
     original's shape. A cost measure that fails is an outcome; the other numbers stay.
     """
     runtime_options = runtime_options or {}
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
+    # (a user's data, read on demand, was checked as it was prepared)
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).reshape(len(x), -1).any(1).sum())
         raise CellFailure(Category.DATA_ERROR, f"{bad} input(s) hold NaN or Inf values; "
                                                f"check the dataset files")
@@ -220,7 +188,8 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
         raise CellFailure(Category.RUNTIME_MISMATCH,
                           f"output shapes differ: original {outputs['original'].shape}, "
                           f"converted {outputs['converted'].shape}")
-    metrics.extend(agreement(outputs["original"], outputs["converted"], y))
+    metrics.extend(agreement(outputs["original"], outputs["converted"], y,
+                             converted.meta.get("precision", "fp32")))
     step("timing")
     cost, outcomes, info["cost"] = measure_cost(models, measures.cost(), threads, log)
     metrics.extend(cost)
@@ -259,7 +228,7 @@ def convert_and_compare(result: CellResult, original: Artifact, x: np.ndarray, y
 def guarded(key: CellKey, body: Callable[[CellResult], None]) -> CellResult:
     """Run `body` on a fresh result; failures become a failed result with a category."""
     from convbench.limits import TimeLimitReached, time_message
-    from convbench.models.load import forget_loaded
+    from convbench.models.load import ModelLoadError, forget_loaded
     from convbench.progress import current, reset
 
     result = CellResult(key, started=time.time())
@@ -272,6 +241,9 @@ def guarded(key: CellKey, body: Callable[[CellResult], None]) -> CellResult:
     except TimeLimitReached as e:
         result.status, result.category = Status.FAILED, Category.TIMEOUT
         result.message = time_message(e.seconds, current(), model_files(result))
+    except ModelLoadError as e:  # the original cannot be (safely) loaded
+        result.status, result.category, result.message = (Status.FAILED,
+                                                          Category.MODEL_LOAD_ERROR, str(e))
     except Exception as e:  # a bug or an unforeseen failure: recorded, the study goes on
         result.status, result.category = Status.FAILED, Category.INTERNAL_ERROR
         result.message = f"{type(e).__name__}: {e}"

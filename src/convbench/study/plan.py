@@ -11,17 +11,25 @@ from convbench.models import ZOO
 from convbench.records import CellKey
 from convbench.runtimes import default_runtime
 from convbench.study.cell import Cell, MeasureOptions
-from convbench.study.spec import StudySpec
+from convbench.study.spec import StudySpec, UserModelEntry
 from convbench.training import PRESETS, preset_config
 
 
-def plan(spec: StudySpec, data_dir: str | None = None) -> list[Cell]:
+def plan(spec: StudySpec, data_dir: str | None = None, memory: int | None = None) -> list[Cell]:
+    """The spec's cells: for a zoo entry, framework x run x format; for a user's file
+    (`file:`), one per format (`convbench.study.user`). `memory`: the cap a built-in dataset
+    resized for a user's model must fit in."""
     preset = PRESETS[spec.preset]
     runs = spec.runs or preset["runs"]
     n_test = {None: preset["n_test"], "all": None}.get(spec.n_test, spec.n_test)
     measures = MeasureOptions(**spec.measures.model_dump())
     cells = []
     for entry in spec.models:
+        if isinstance(entry, UserModelEntry):
+            from convbench.study.user import user_cells
+
+            cells += user_cells(spec, entry, measures, n_test, data_dir, memory)
+            continue
         dataset = entry.dataset or ZOO.get(entry.model).dataset
         for framework in spec.frameworks:
             for run in range(runs):

@@ -47,7 +47,6 @@ def retime(cells: list[Cell], store: Store, display, noisy_too: bool = False) ->
 
 def _retime(cell: Cell, stored: StoredCell, store: Store, display) -> str:
     from convbench.study.executor import log_path
-    from convbench.training.run import dataset_for
 
     arts = {role: stored.artifacts.get(role) for role in ("original", "converted")}
     missing = [a.path if a else role for role, a in arts.items()
@@ -61,9 +60,7 @@ def _retime(cell: Cell, stored: StoredCell, store: Store, display) -> str:
         return gone.message
     log = log_path(cell.key)
     with output_to(log), listening(lambda text, k=cell.key: display.step(k, text)):
-        ds = dataset_for(cell.train.model, cell.train.dataset, cell.data_dir,
-                         **cell.train.data_options)
-        x, _, _ = ds.arrays("test", cell.n_test, cell.train.seed)
+        x = cell.inputs()
         models = {}
         for role, art in arts.items():
             name = runner_name(art, cell.key.runtime if role == "converted" else None)

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from convbench.registry import suggest
 
@@ -45,6 +54,68 @@ class ModelEntry(_Strict):
         return v
 
 
+class DataEntry(_Strict):
+    """A user's data: `path` (an .npz with arrays x and y, a .csv with a label column, or a
+    folder of images in class subfolders) or `synthetic` N random inputs in `range`; with the
+    preprocessing that turns its values into the model's inputs."""
+
+    path: str | None = None
+    synthetic: int | None = Field(None, ge=1)
+    range: tuple[float, float] = (0.0, 1.0)
+    label_column: str | None = None
+    scale: float | None = None  # None: 1/255 for 8-bit images, else 1
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    layout: Literal["nchw", "nhwc"] | None = None  # of the given arrays; None: from shapes
+    dtype: str | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.synthetic is None) == (self.path is None):
+            raise ValueError("give either path (a file or folder) or synthetic (a count)")
+        return self
+
+    def source(self):
+        from convbench.data.user import DataSource, Prep
+
+        prep = Prep(self.scale, tuple(self.mean) if self.mean else None,
+                    tuple(self.std) if self.std else None, self.layout, self.dtype)
+        if self.synthetic:
+            return DataSource("synthetic", count=self.synthetic, low=self.range[0],
+                              high=self.range[1], prep=prep, seed=self.seed)
+        return DataSource.from_path(self.path, label_column=self.label_column, prep=prep,
+                                    seed=self.seed)
+
+
+class UserModelEntry(_Strict):
+    """A user's own model file, assessed on a built-in `dataset` or on the user's `data`."""
+
+    file: str
+    factory: str | None = None  # MODULE:FUNCTION for a PyTorch state_dict
+    custom_objects: str | None = None  # a module of registered Keras classes
+    trust_model: bool = False
+    input_shape: list[int] | None = None  # one sample, in the model's layout
+    dataset: str | None = None
+    data: DataEntry | None = None
+
+    @model_validator(mode="after")
+    def _one_data(self):
+        if (self.data is None) == (self.dataset is None):
+            raise ValueError("give either dataset (a built-in one) or data (your own)")
+        return self
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v):
+        return ModelEntry._known_dataset(v)
+
+
+def _entry_kind(v: Any) -> str:
+    return "file" if (isinstance(v, dict) and "file" in v) or isinstance(v, UserModelEntry) \
+        else "zoo"
+
+
 def _known_target(v: str) -> str:
     from convbench.convert import TARGETS
 
@@ -68,13 +139,19 @@ class MeasuresSpec(_Strict):
     memory: bool = True
     latency_target_ci: float = Field(0.05, gt=0, lt=1)  # +- of the median's 95% interval
     latency_time_cap: float = Field(4.0, gt=0)  # seconds per batch size, both models
+    # seconds timing waits for other cells' computing before it is put off to the study's
+    # end; null: it waits (a single assessment has no end to put it off to)
+    latency_wait: float | None = Field(10.0, ge=0)
 
 
 class StudySpec(_Strict):
     name: str = "study"
     preset: Literal["smoke", "quick", "paper"] = "quick"
     frameworks: list[Literal["torch", "keras"]] = Field(default_factory=lambda: ["torch", "keras"])
-    models: list[ModelEntry]
+    # a zoo model (model: NAME) or a user's file (file: PATH)
+    models: list[Annotated[Annotated[ModelEntry, Tag("zoo")] | Annotated[UserModelEntry,
+                                                                         Tag("file")],
+                           Discriminator(_entry_kind)]]
     formats: list[str] = Field(default_factory=lambda: ["onnx"])
     runs: int | None = Field(None, ge=1)
     seed: int = 0
@@ -126,7 +203,8 @@ class StudySpec(_Strict):
 def _explain(err: ValidationError, model: type[BaseModel]) -> str:
     lines = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        # (without the tag of the kind of model entry, "zoo" or "file")
+        where = ".".join(str(p) for p in e["loc"] if p not in ("zoo", "file")) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             known = _fields_at(model, e["loc"][:-1])
@@ -139,7 +217,10 @@ def _explain(err: ValidationError, model: type[BaseModel]) -> str:
 def _fields_at(model: type[BaseModel], loc) -> list[str]:
     """The field names allowed at a location of the spec (for 'did you mean')."""
     for part in loc:
-        if isinstance(part, int):
+        if part in ("zoo", "file"):  # which kind of model entry
+            model = ModelEntry if part == "zoo" else UserModelEntry
+            continue
+        if isinstance(part, int) or part not in model.model_fields:
             continue
         ann = model.model_fields[part].annotation
         inner = getattr(ann, "__args__", (ann,))
