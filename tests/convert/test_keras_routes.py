@@ -39,14 +39,19 @@ def test_a_sequential_model_converts_through_a_functional_wrap(sequential, digit
     assert meta["route"] == "keras-functional"
     assert first_error in meta["fallbacks"][0]["error"] and meta["fallbacks"][0]["route"] == \
         "keras"
-    x = to_layout(digits_test[0][:64], "keras")
-    with open_runner(sequential) as original:
-        want = original.infer(x)
-    options = {"engine": "interpreter"} if conv.artifact.format == "coreml" else {}
-    with open_runner(conv.artifact, **options) as converted:
-        got = converted.infer(x)
+    want, got = _outputs(sequential, conv.artifact, digits_test)
     assert np.abs(got - want).max() < tolerance
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.98
+
+
+def _outputs(original, converted, digits_test):
+    """Both models' outputs on 64 digits (Core ML through convbench's interpreter)."""
+    x = to_layout(digits_test[0][:64], "keras")
+    with open_runner(original) as runner:
+        want = runner.infer(x)
+    options = {"engine": "interpreter"} if converted.format == "coreml" else {}
+    with open_runner(converted, **options) as runner:
+        return want, runner.infer(x)
 
 
 def test_a_functional_model_keeps_its_direct_route(trained, tmp_path):
@@ -98,10 +103,5 @@ def test_a_subclassed_model_converts_to_every_target(subclassed, digits_test, tm
     conv = convert(subclassed, target, tmp_path, custom_objects="keras_user_models")
     assert conv.ok, conv.message
     assert conv.artifact.meta["route"] in ("keras", "keras-functional")
-    x = to_layout(digits_test[0][:64], "keras")
-    with open_runner(subclassed) as original:
-        want = original.infer(x)
-    options = {"engine": "interpreter"} if conv.artifact.format == "coreml" else {}
-    with open_runner(conv.artifact, **options) as converted:
-        got = converted.infer(x)
+    want, got = _outputs(subclassed, conv.artifact, digits_test)
     assert np.abs(got - want).max() < tolerance

@@ -100,26 +100,29 @@ def about_shapes(e: Exception) -> bool:
 
 
 def first_route(routes: list[tuple[str, Callable[[], dict]]],
-                only_after: Callable[[Exception], bool] | None = None) -> dict:
-    """The meta of the first route (name, function) that converts, with `route` and the
-    errors of the routes tried before it (`fallbacks`); when none works, one error naming
-    every route's. `only_after(error)`: routes past the second are tried only when it holds
-    for the first error (a fixed batch cannot mend an unsupported operator)."""
+                only_after: Callable[[Exception], bool] | None = None, key: str = "route",
+                free: int = 2) -> dict:
+    """The meta of the first route (name, function) that converts, with its name under `key`
+    and the errors of the routes tried before it (`fallbacks`, or `{key}_fallbacks`); when
+    none works, one error naming every route's. `only_after(error)`: routes past the first
+    `free` ones are tried only when it holds for the first error (a fixed batch cannot mend
+    an unsupported operator)."""
     errors: list[dict[str, str]] = []
     first: Exception | None = None
     for i, (name, attempt) in enumerate(routes):
-        if i >= 2 and only_after is not None and not only_after(first):
+        if i >= free and only_after is not None and not only_after(first):
             break
         try:
             meta = attempt()
         except Exception as e:
             first = first or e
-            errors.append({"route": name, "error": f"{type(e).__name__}: {e}"[:2000]})
+            errors.append({key: name, "error": f"{type(e).__name__}: {e}"[:2000]})
             continue
-        return {**meta, "route": name, **({"fallbacks": errors} if errors else {})}
+        fallbacks = "fallbacks" if key == "route" else f"{key}_fallbacks"
+        return {**meta, key: name, **({fallbacks: errors} if errors else {})}
     if len(errors) == 1:
         raise first
-    others = "; ".join(f"route {e['route']}: {e['error'][:300]}" for e in errors[1:])
+    others = "; ".join(f"{key} {e[key]}: {e['error'][:300]}" for e in errors[1:])
     raise RuntimeError(f"{errors[0]['error']} (also failed: {others})") from first
 
 

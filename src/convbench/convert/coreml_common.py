@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from convbench.convert.base import about_shapes
+from convbench.convert.base import about_shapes, first_route
 from convbench.records import Artifact
 
 
@@ -53,22 +53,9 @@ def with_batch_routes(shape: list[int], convert: Callable[[Any, str], dict],
               ("enumerated", lambda: ct.EnumeratedShapes(
                   [(b, *shape) for b in ENUMERATED_BATCHES], default=(1, *shape))),
               ("fixed", lambda: (1, *shape))]
-    errors: list[dict[str, str]] = []
-    first: Exception | None = None
-    for name, make in routes:
-        try:
-            meta = convert(make(), name)
-        except Exception as e:
-            first = first or e
-            errors.append({"batch": name, "error": f"{type(e).__name__}: {e}"[:2000]})
-            if not about_shapes(first):  # an unsupported op fails whatever the batch
-                break
-            continue
-        return {**meta, "batch": name, **({"batch_fallbacks": errors} if errors else {})}
-    if len(errors) == 1:
-        raise first
-    others = "; ".join(f"{e['batch']} batch: {e['error'][:300]}" for e in errors[1:])
-    raise RuntimeError(f"{errors[0]['error']} (also failed with {others})") from first
+    # an unsupported op fails whatever the batch: past the flexible route, shape errors only
+    return first_route([(name, lambda make=make, name=name: convert(make(), name))
+                        for name, make in routes], about_shapes, key="batch", free=1)
 
 
 def suffix(options: dict[str, Any]) -> str:
