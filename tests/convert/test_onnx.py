@@ -105,3 +105,19 @@ def test_a_model_whose_dynamic_batch_fails_converts_with_a_fixed_one(trained, di
         want, got = original.infer(x), converted.infer(x)
         assert converted.describe()["fixed_batch"] == 1
     assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
+
+
+def test_when_no_route_converts_each_routes_failure_is_kept(trained, tmp_path, monkeypatch):
+    import torch
+
+    def refuse(*args, **kw):
+        raise RuntimeError(f"Constraints violated ({'dynamo' if kw.get('dynamo') else 'jit'})")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    conv = convert(trained["torch"].artifact, "onnx", tmp_path, fallbacks=True)
+    assert not conv.ok and conv.category is Category.CONVERTER_CRASH
+    assert [(t["route"], t["error"]) for t in conv.tried] == [
+        ("dynamo-dynamic", "RuntimeError: Constraints violated (dynamo)"),
+        ("torchscript-dynamic", "RuntimeError: Constraints violated (jit)"),
+        ("dynamo-static", "RuntimeError: Constraints violated (dynamo)")]
+    assert "also failed" in conv.message

@@ -51,6 +51,8 @@ class Conversion:
     versions: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
+    # a failed conversion that tried several routes: each route and its error
+    tried: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -123,7 +125,15 @@ def first_route(routes: list[tuple[str, Callable[[], dict]]],
     if len(errors) == 1:
         raise first
     others = "; ".join(f"{key} {e[key]}: {e['error'][:300]}" for e in errors[1:])
-    raise RuntimeError(f"{errors[0]['error']} (also failed: {others})") from first
+    raise RoutesFailed(f"{errors[0]['error']} (also failed: {others})", errors) from first
+
+
+class RoutesFailed(RuntimeError):
+    """No route converts; `tried` holds each route and its error (stored with the cell)."""
+
+    def __init__(self, message: str, tried: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.tried = tried
 
 
 def _versions(names: tuple[str, ...]) -> dict[str, str]:
@@ -172,7 +182,8 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
         except Exception as e:  # a failed conversion is a result, not a crash
             return Conversion(name, cls.classify(e), message=f"{type(e).__name__}: {e}"[:4000],
                               seconds=time.perf_counter() - t0, versions=versions,
-                              options=options, warnings=_unique(caught))
+                              options=options, warnings=_unique(caught),
+                              tried=getattr(e, "tried", []))
     seconds = time.perf_counter() - t0
     result = Conversion(name, Category.OK, Artifact.from_path(fmt, out, **meta), "", seconds,
                         _unique(caught), versions, options)

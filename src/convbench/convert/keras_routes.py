@@ -44,16 +44,11 @@ def is_functional(model) -> bool:
 def with_fallbacks(model, convert: Callable[[Any], dict], shape=None, dtype=None) -> dict:
     """`convert(model)`'s meta; for a model that is not functional (Sequential, subclassed)
     and fails as it is, the meta of `convert(as_functional(model))`, with `route` and
-    `fallbacks` (the earlier error) said in it. Raises the first error when no route works."""
-    try:
-        return {"route": "keras", **convert(model)}
-    except Exception as first:
-        if is_functional(model):
-            raise
-        earlier = [{"route": "keras", "error": f"{type(first).__name__}: {first}"[:2000]}]
-        try:
-            meta = convert(as_functional(model, shape, dtype))
-        except Exception as second:
-            raise RuntimeError(f"{type(first).__name__}: {first}; wrapped in a functional "
-                               f"model: {type(second).__name__}: {second}") from first
-        return {**meta, "route": "keras-functional", "fallbacks": earlier}
+    `fallbacks` (the earlier error) said in it. When no route works: the only route's error,
+    or `RoutesFailed` with each route's."""
+    from convbench.convert.base import first_route
+
+    routes = [("keras", lambda: convert(model))]
+    if not is_functional(model):
+        routes.append(("keras-functional", lambda: convert(as_functional(model, shape, dtype))))
+    return first_route(routes)
