@@ -392,13 +392,14 @@ class UserCell:
         """The original's number of outputs; labels it cannot give are refused before any
         conversion."""
         from convbench.models.load import ModelLoadError
-        from convbench.study.cell import CellFailure
-
         from convbench.runtimes import RuntimeUnavailable
+        from convbench.study.cell import CellFailure, CellSkipped
 
         try:
             outputs = self._predict(x[:1])
-        except (ModelLoadError, RuntimeUnavailable, MemoryError, ImportError):
+        except RuntimeUnavailable as e:
+            raise CellSkipped(Category.UNAVAILABLE, str(e)) from e
+        except (ModelLoadError, MemoryError, ImportError):
             raise
         except Exception as e:
             shape = "x".join(map(str, self.original.meta["input_shape"]))
