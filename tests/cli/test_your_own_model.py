@@ -248,6 +248,8 @@ def stored_once(files, tmp_path_factory):
     (["--data", "{files}/notes.txt"], "unknown kind of data file '.txt'"),
     (["--data", "{files}/images"], "the data does not say it; give --input-shape"),
     (["--dataset", "digits", "--data", "{files}/tab.csv"], "give one of --dataset"),
+    (["--dataset", "digits", "--mean", "0.5"], "--mean apply to your own data"),
+    (["--data", "{files}/data96.npz", "--mean", "0.5,0.5"], "--mean: 2 values for data of 3"),
 ])
 def test_bad_data_is_refused_before_any_conversion(files, stored_once, tmp_path, capsys,
                                                     argv, message):
@@ -331,6 +333,13 @@ def test_a_text_model_keeps_its_free_sequence_axis(tmp_path):
     longer = rng.integers(1, 50, (3, 35)).astype(np.int32)
     with open_runner(original) as k:
         want = k.infer(longer)
+    from convbench.mil.program import load_spec
+
+    coreml = cells["coreml-fp32"].artifacts["converted"]
+    assert coreml.meta["batch"] == "flexible" and coreml.meta["free_axes"] == [0]
+    [batch, length] = load_spec(coreml.path).description.input[0].type.multiArrayType \
+        .shapeRange.sizeRanges
+    assert length.upperBound == -1 or length.upperBound > 20  # the file declares it free
     for fmt in ("onnx", "coreml-fp32"):
         art = cells[fmt].artifacts["converted"]
         assert cells[fmt].metrics.get("label_flips") == 0

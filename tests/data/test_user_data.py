@@ -58,6 +58,8 @@ def test_image_folder_skips_and_counts_unreadable_files(tmp_path, small_chunks):
         pixels[f"{d.name}/{i}.png"] = a
     (tmp_path / "imgs" / "cat" / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
     (tmp_path / "imgs" / ".ipynb_checkpoints").mkdir()  # no images: no class
+    (tmp_path / "imgs" / "__MACOSX" / "cat").mkdir(parents=True)  # unzip debris: no class
+    Image.fromarray(pixels["cat/1.png"]).save(tmp_path / "imgs" / "__MACOSX" / "cat" / "._1.png")
     data = prepare(DataSource.from_path(tmp_path / "imgs"), (3, 6, 6), root=tmp_path / "c")
     assert data.info["skipped"] == 1 and "bad.jpg" in data.info["skipped_files"][0]
     assert data.info["classes"] == ["cat", "dog"] and len(data.x) == 7

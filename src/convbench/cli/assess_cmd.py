@@ -15,9 +15,11 @@ def assess_spec(args) -> dict:
 
     entry: dict = {"file": str(Path(args.model).resolve()) if Path(args.model).exists()
                    else args.model}
+    if args.framework:
+        entry["framework"] = args.framework
     for key in ("factory", "custom_objects"):
         if getattr(args, key, None):
-            entry[key] = getattr(args, key)
+            entry[key] = _absolute_code(getattr(args, key))
     if args.trust_model:
         entry["trust_model"] = True
     if args.input_shape:
@@ -32,6 +34,13 @@ def assess_spec(args) -> dict:
                          ".csv or a folder of images) or --synthetic N"
                          + (f"; got {', '.join('--' + g for g in given)}" if given else ""))
     if args.dataset:
+        misplaced = [f"--{k.replace('_', '-')}" for k in ("scale", "mean", "std", "data_layout",
+                                                           "label_column", "synthetic_range")
+                     if getattr(args, k, None) is not None]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} apply to your own data (--data, "
+                             f"--synthetic); a built-in dataset comes as convbench's other "
+                             f"cells see it (images in [0, 1])")
         entry["dataset"] = args.dataset
     else:
         data: dict = ({"path": str(Path(args.data).resolve())} if args.data
@@ -60,6 +69,15 @@ def assess_spec(args) -> dict:
             "attacks": [{"name": a, **make_attack(a).params}
                         for a in args.attack.split(",") if a],
             "attack_n": args.attack_n}
+
+
+def _absolute_code(spec: str) -> str:
+    """A --factory or --custom-objects naming a .py file, with that file's absolute path (the
+    written spec runs from any directory); a module name as given."""
+    target, sep, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if target.endswith(".py") and Path(target).exists():
+        target = str(Path(target).resolve())
+    return f"{target}{sep}{attr}"
 
 
 def _batch_sizes(text: str) -> list[int]:
@@ -115,9 +133,6 @@ def assess(args) -> int:
     spec = parse_spec(raw, "the command line")
     limits = Limits.from_options(args.memory_limit, args.time_limit, ASSESS_SECONDS)
     cells = _planned(spec, args, limits)
-    if args.framework and cells and cells[0].key.framework != args.framework:
-        raise ValueError(f"--framework {args.framework}: {args.model} holds a "
-                         f"{cells[0].key.framework} model ({cells[0].original.meta['kind']})")
     if args.spec_out:
         Path(args.spec_out).write_text(yaml.safe_dump(raw, sort_keys=False))
         trust = " --trust-model" if args.trust_model else ""

@@ -162,7 +162,12 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
     cls = CONVERTERS.get(name)
     conv = cls(**options)
     versions = _versions(cls.packages)
-    key = hashlib.sha256(json.dumps([src.sha256, name, options, versions], sort_keys=True,
+    # what the converter is told about the input enters the key too (a user's model can be
+    # assessed at another shape, or its factory's code edited, with the same weights file)
+    told = {k: src.meta[k] for k in ("input_shape", "input_dtype", "layout", "free_axes",
+                                     "code") if src.meta.get(k)}
+    key = hashlib.sha256(json.dumps([src.sha256, name, options, versions] +
+                                    ([told] if told else []), sort_keys=True,
                                     default=str).encode()).hexdigest()[:16]
     out = Path(out_dir) / f"{Path(src.path).stem}-{target}-{key}{conv.output_suffix()}"
     record = Path(str(out) + ".conversion.json")

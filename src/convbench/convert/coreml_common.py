@@ -54,8 +54,11 @@ def with_batch_routes(shape: list[int], convert: Callable[[Any, str], dict],
                   [(b, *shape) for b in ENUMERATED_BATCHES], default=(1, *shape))),
               ("fixed", lambda: (1, *shape))]
     # an unsupported op fails whatever the batch: past the flexible route, shape errors only
-    return first_route([(name, lambda make=make, name=name: convert(make(), name))
+    meta = first_route([(name, lambda make=make, name=name: convert(make(), name))
                         for name, make in routes], about_shapes, key="batch", free=1)
+    if meta["batch"] != "flexible":  # enumerated and fixed shapes fix a free sequence too
+        meta["free_axes"] = []
+    return meta
 
 
 def suffix(options: dict[str, Any]) -> str:

@@ -54,7 +54,9 @@ class OnnxFromTorch(Converter):
                         "output": {0: "batch"}} if dynamic else None
                 torch.onnx.export(model, (example,), str(out), dynamo=False,
                                   do_constant_folding=True, dynamic_axes=axes, **common)
-            return {"exporter": how, "batch": "dynamic" if dynamic else "fixed"}
+            # a static export fixes every axis: a free sequence is free no more
+            return {"exporter": how, "batch": "dynamic" if dynamic else "fixed",
+                    "free_axes": free if dynamic else []}
 
         other = "torchscript" if exporter == "dynamo" else "dynamo"
         routes = [(f"{exporter}-dynamic", lambda: export(exporter, True))]
@@ -65,7 +67,6 @@ class OnnxFromTorch(Converter):
         proto = onnx.load(str(out))
         onnx.checker.check_model(proto, full_check=True)
         return {**meta, "layout": src.meta.get("layout", "nchw"), "input_shape": shape,
-                "free_axes": free,
                 "input_dtype": dtype,
                 "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
                 "holds": "ONNX graph with embedded weights"}

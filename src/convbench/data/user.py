@@ -243,8 +243,15 @@ def prepare(source: DataSource, shape: tuple[int, ...] | None, kind_hint: str = 
                 np.save(out / "y.npy", y)
             write_atomic(done, json.dumps(info))
     info = json.loads(done.read_text())
-    x = Rows(out / "x.rows", info["stored"], tuple(info["row_shape"]), info["rows"],
-             source.prep)
+    row_shape = tuple(info["row_shape"])
+    per = row_shape[0] if len(row_shape) == 3 else row_shape[-1]  # channels, or features
+    for name in ("mean", "std"):
+        values = getattr(source.prep, name)
+        if values is not None and len(values) not in (1, per):
+            raise DataError(f"--{name}: {len(values)} values for data of {per} "
+                            f"{'channels' if len(row_shape) == 3 else 'features'}; give 1 or "
+                            f"{per}")
+    x = Rows(out / "x.rows", info["stored"], row_shape, info["rows"], source.prep)
     y = np.load(out / "y.npy") if (out / "y.npy").exists() else None
     return UserData(x, y, info)
 
@@ -365,8 +372,11 @@ def _npz(source: DataSource, shape, kind_hint, f) -> tuple[dict, np.ndarray | No
 
 
 def _image_files(root: Path) -> list[Path]:
+    """Image files under `root`, in path order; hidden entries and macOS archive debris
+    (`__MACOSX`, `._name`) left out, so they make no class."""
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                  and p.is_file())
+                  and p.is_file() and not any(part.startswith((".", "__MACOSX"))
+                                              for part in p.relative_to(root).parts))
 
 
 def _images(source: DataSource, shape, kind_hint, f) -> tuple[dict, np.ndarray | None]:

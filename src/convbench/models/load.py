@@ -288,7 +288,11 @@ def saved_model_signature(path: str | Path) -> tuple[str, list, str, str]:
     """(input name, shape with batch, dtype, output name) of a SavedModel's serving signature."""
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(path))
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as e:  # TensorFlow raises many kinds for a partial or corrupt folder
+        raise ModelLoadError(f"{path}: not a loadable SavedModel ({type(e).__name__}: "
+                             f"{_first_line(e)}); export it again") from e
     fn = loaded.signatures.get("serving_default")
     if fn is None:
         raise ModelLoadError(f"{path}: a SavedModel without a serving_default signature; save "

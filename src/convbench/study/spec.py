@@ -92,6 +92,7 @@ class UserModelEntry(_Strict):
     """A user's own model file, assessed on a built-in `dataset` or on the user's `data`."""
 
     file: str
+    framework: Literal["torch", "keras", "onnx"] | None = None  # None: read from the file
     factory: str | None = None  # MODULE:FUNCTION for a PyTorch state_dict
     custom_objects: str | None = None  # a module of registered Keras classes
     trust_model: bool = False

@@ -142,8 +142,11 @@ def resolve(entry, source=None) -> UserModel:
     if not path.exists():
         raise ModelLoadError(f"{path}: no such model file")
     check_model_path(path, "model", entry.trust_model)  # before anything reads it
-    kind = model_kind(path)
+    kind = model_kind(path, entry.framework)
     framework = framework_of(kind)
+    if entry.framework and entry.framework != framework:
+        raise ModelLoadError(f"--framework {entry.framework}: {path} holds a {framework} model "
+                             f"({kind.replace('_', ' ')})")
     require_trust(path, kind, entry.trust_model)
     got = declared(str(path), kind, entry.trust_model, entry.custom_objects)
     dtype = got[1] if got else None
@@ -205,8 +208,8 @@ def _from_data(source, framework: str, dataset: str | None = None
     if source.kind == "csv":
         import csv
 
-        with open(source.path, newline="") as f:
-            header = next(csv.reader(f), [])
+        with open(source.path, newline="", encoding="utf-8-sig") as f:
+            header = [h.strip() for h in next(csv.reader(f), [])]
         from convbench.data.user import LABEL_COLUMNS
 
         label = source.label_column or next(
@@ -438,8 +441,10 @@ def user_cells(spec, entry, measures, n_test: int | None, data_dir: str | None,
     meta = {"factory": entry.factory} if entry.factory else {}
     if entry.custom_objects:
         meta["custom_objects"] = entry.custom_objects
-    original = model.artifact(**meta)
     code = [_code_digest(c) for c in (entry.factory, entry.custom_objects) if c]
+    if code:
+        meta["code"] = code
+    original = model.artifact(**meta)
     data_options = (builtin_options(entry.dataset, model, n_test, data_dir, memory)
                     if entry.dataset else {})
     trust = {"trust_model": True} if entry.trust_model else {}
