@@ -260,6 +260,31 @@ def _chunk_rows(row_shape, itemsize: int) -> int:
     return max(1, CHUNK_BYTES // max(1, int(np.prod(row_shape)) * itemsize))
 
 
+def channels_last(rows: tuple[int, ...]) -> bool:
+    """Whether image rows of this shape look channels-last (HxWxC) rather than CxHxW."""
+    return rows[2] in (1, 3, 4) and rows[0] not in (1, 3, 4)
+
+
+def read_npy_header(m) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) from an open .npy stream, leaving it at the data."""
+    version = np.lib.format.read_magic(m)
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)
+    return read(m)
+
+
+def label_of(header: list[str], given: str | None) -> str | None:
+    """A CSV's label column: the one given, else the first named like a label."""
+    if given is not None:
+        return given
+    return next((h for h in header if h.strip().lower() in LABEL_COLUMNS), None)
+
+
+def csv_header(path: str | os.PathLike) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # (a BOM from Excel dropped)
+        return [h.strip() for h in next(csv.reader(f), [])]
+
+
 def _canonical(given: tuple[int, ...], shape: tuple[int, ...] | None, layout: str | None,
                what: str) -> tuple[str, tuple[int, ...]]:
     """The layout of `given` rows and their NCHW shape, checked against the model's."""
@@ -272,7 +297,7 @@ def _canonical(given: tuple[int, ...], shape: tuple[int, ...] | None, layout: st
     nhwc = (given[2], given[0], given[1])
     if layout is None:
         if shape is None:
-            layout = "nhwc" if given[2] in (1, 3, 4) and given[0] not in (1, 3, 4) else "nchw"
+            layout = "nhwc" if channels_last(given) else "nchw"
         elif tuple(given) == tuple(shape):
             layout = "nchw"
         elif nhwc == tuple(shape):
@@ -336,10 +361,7 @@ def _npz(source: DataSource, shape, kind_hint, f) -> tuple[dict, np.ndarray | No
             raise DataError(f"{what}: holds {sorted(names)}, no array 'x'; save it with "
                             f"np.savez(path, x=inputs, y=labels)")
         with z.open("x.npy") as m:
-            version = np.lib.format.read_magic(m)
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            given, fortran, dtype = read(m)
+            given, fortran, dtype = read_npy_header(m)
             if dtype.hasobject or fortran:
                 kind = "an object" if dtype.hasobject else "a Fortran-order"
                 raise DataError(f"{what}: x is {kind} array; save a plain numeric C-order "
@@ -443,10 +465,9 @@ def _csv(source: DataSource, shape, kind_hint, f) -> tuple[dict, np.ndarray | No
         header = next(reader, None)
         if not header:
             raise DataError(f"{what}: empty; give a header row naming the columns")
-        label = source.label_column
-        if label is None:
-            label = next((h for h in header if h.strip().lower() in LABEL_COLUMNS), None)
-        elif label not in header:
+        header = [h.strip() for h in header]
+        label = label_of(header, source.label_column)
+        if label is not None and label not in header:
             raise DataError(f"{what}: no column {label!r}; its columns: {', '.join(header)}")
         li = header.index(label) if label is not None else None
         features = len(header) - (li is not None)

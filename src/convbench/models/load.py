@@ -26,21 +26,25 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def _import(target: str):
+    """The module a name ("package.module") or a path ("path/to/file.py") gives, imported."""
+    if target.endswith(".py"):
+        loaded = importlib.util.spec_from_file_location(Path(target).stem, target)
+        if loaded is None or not Path(target).exists():
+            raise FileNotFoundError(target)
+        module = importlib.util.module_from_spec(loaded)
+        loaded.loader.exec_module(module)
+        return module
+    return importlib.import_module(target)
+
+
 def load_factory(spec: str):
     """Resolve "package.module:function" or "path/to/file.py:function" to the function."""
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr:
         raise ModelLoadError(f"--factory {spec!r}: expected MODULE:FUNCTION or FILE.py:FUNCTION")
     try:
-        if target.endswith(".py"):
-            loaded = importlib.util.spec_from_file_location(Path(target).stem, target)
-            if loaded is None or not Path(target).exists():
-                raise FileNotFoundError(target)
-            module = importlib.util.module_from_spec(loaded)
-            loaded.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-        return getattr(module, attr)
+        return getattr(_import(target), attr)
     except (ImportError, FileNotFoundError, AttributeError) as e:
         raise ModelLoadError(f"--factory {spec!r}: cannot import it ({e}); give an importable "
                              f"module or a .py file, and a function that returns the nn.Module")
@@ -229,13 +233,7 @@ def import_custom(spec: str | None) -> None:
     if not spec:
         return
     try:
-        if spec.endswith(".py"):
-            loaded = importlib.util.spec_from_file_location(Path(spec).stem, spec)
-            if loaded is None or not Path(spec).exists():
-                raise FileNotFoundError(spec)
-            loaded.loader.exec_module(importlib.util.module_from_spec(loaded))
-        else:
-            importlib.import_module(spec)
+        _import(spec)
     except (ImportError, FileNotFoundError) as e:
         raise ModelLoadError(f"--custom-objects {spec!r}: cannot import it ({e}); give an "
                              f"importable module or a .py file") from e

@@ -205,16 +205,12 @@ def _from_data(source, framework: str, dataset: str | None = None
             else shape
     if source is None:
         return None
+    from convbench.data.user import channels_last, csv_header, label_of
+
     if source.kind == "csv":
-        import csv
-
-        with open(source.path, newline="", encoding="utf-8-sig") as f:
-            header = [h.strip() for h in next(csv.reader(f), [])]
-        from convbench.data.user import LABEL_COLUMNS
-
-        label = source.label_column or next(
-            (h for h in header if h.strip().lower() in LABEL_COLUMNS), None)
-        return (len(header) - (label in header),) if header else None
+        header = csv_header(source.path)
+        return (len(header) - (label_of(header, source.label_column) in header),) \
+            if header else None
     if source.kind == "npz":
         given = _npz_header(source.path)
         if given is None:
@@ -222,23 +218,22 @@ def _from_data(source, framework: str, dataset: str | None = None
         rows = tuple(given[0][1:])
         if len(rows) != 3:
             return rows
-        channels_last = source.prep.layout == "nhwc" or (
-            source.prep.layout is None and rows[2] in (1, 3, 4) and rows[0] not in (1, 3, 4))
+        last = source.prep.layout == "nhwc" or (source.prep.layout is None and
+                                                 channels_last(rows))
         if framework == "keras":
-            return rows if channels_last else (rows[1], rows[2], rows[0])
-        return (rows[2], rows[0], rows[1]) if channels_last else rows
+            return rows if last else (rows[1], rows[2], rows[0])
+        return (rows[2], rows[0], rows[1]) if last else rows
     return None
 
 
 def _npz_header(path: str):
     import zipfile
 
+    from convbench.data.user import read_npy_header
+
     try:
         with zipfile.ZipFile(path) as z, z.open("x.npy") as m:
-            version = np.lib.format.read_magic(m)
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read(m)
+            shape, _, dtype = read_npy_header(m)
             return shape, dtype
     except (zipfile.BadZipFile, KeyError, OSError, ValueError):
         return None  # preparing the data says what is wrong with it
