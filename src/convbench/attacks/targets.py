@@ -21,8 +21,12 @@ def target_for(art: Artifact, runner: Runner, nb_classes: int, canonical_shape: 
     layout = _framework_layout(art)
     image = len(canonical_shape) == 3
 
-    def predict(x: np.ndarray) -> np.ndarray:
-        return runner.infer_all(to_layout(x, layout) if image else x, 128)
+    infer_all, relayout = runner.infer_all, image and layout == "keras"
+
+    def predict(x: np.ndarray) -> np.ndarray:  # attacks call it many times: kept bare
+        if relayout or type(x) is not np.ndarray:  # NHWC, or a user's rows read on demand
+            x = to_layout(x, layout)
+        return infer_all(x, 128)
 
     estimator = None
     if image and "gradients" in runner.capabilities:

@@ -88,6 +88,8 @@ class Runner:
 
     def infer_all(self, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
         """Outputs for every sample of `x`, run in batches of `batch_size`."""
+        if len(x) <= batch_size and type(x) is np.ndarray:  # an attack's many small calls
+            return self.infer(x)
         return np.concatenate([self.infer(x[i:i + batch_size])
                                for i in range(0, len(x), batch_size)])
 

@@ -229,7 +229,7 @@ def guarded(key: CellKey, body: Callable[[CellResult], None]) -> CellResult:
     """Run `body` on a fresh result; failures become a failed result with a category."""
     from convbench.limits import TimeLimitReached, time_message
     from convbench.models.load import ModelLoadError, forget_loaded
-    from convbench.progress import current, reset
+    from convbench.progress import current, reset, spent
 
     result = CellResult(key, started=time.time())
     forget_loaded()
@@ -250,6 +250,7 @@ def guarded(key: CellKey, body: Callable[[CellResult], None]) -> CellResult:
     finally:
         forget_loaded()
     result.finished = time.time()
+    result.info["step_seconds"] = spent()  # where the cell's time went, step by step
     return result
 
 
