@@ -57,7 +57,8 @@ def test_a_cell_with_attacks_stores_rq3_and_adversarial_inputs(tmp_path):
 
     spec = parse_spec({**SPEC, "frameworks": ["torch"], "formats": ["onnx"],
                        "train": {"epochs": 8, "lr": 0.05, "batch_size": 32, "n_train": 1000},
-                       "attacks": [{"name": "fgsm", "sweep": [0.1]}, "genetic"],
+                       "attacks": [{"name": "fgsm", "sweep": [0.1]}, "genetic",
+                                   {"name": "boundary", "max_iter": 5, "n": 12}],
                        "attack_n": 30})
     with Store(tmp_path / "s.db") as store:
         [result] = run_study(plan(spec), store)
@@ -73,6 +74,12 @@ def test_a_cell_with_attacks_stores_rq3_and_adversarial_inputs(tmp_path):
     assert fgsm.status.value == "ok" and fgsm.params["eps"] == 0.3
     genetic = cell.outcome("attack", "genetic")
     assert genetic.status.value == "skipped" and "text" in genetic.message
+    # an attack's own n: Boundary on 12 inputs, both ways, in the cell's step timings
+    for direction in ("forward", "reverse"):
+        assert m.get("inputs", attack="boundary", direction=direction) == 12
+    assert cell.outcome("attack", "boundary").params["implementation"] == "batched"
+    assert cell.info["step_seconds"]["attack boundary"] > 0
+    assert set(cell.info["step_seconds"]) >= {"training", "converting", "attack fgsm"}
     saved = cell.artifacts["adversarial_fgsm"]
     with np.load(saved.path) as z:
         assert z["x_adv"].shape == (30, 1, 28, 28) and len(z["indices"]) == 30
@@ -87,6 +94,12 @@ def test_attack_names_and_parameters_are_checked_in_the_spec():
         parse_spec({**SPEC, "attacks": ["fgms"]})
     with pytest.raises(SpecError, match="no parameter 'max_iters'"):
         parse_spec({**SPEC, "attacks": [{"name": "pgd", "max_iters": 3}]})
+    with pytest.raises(SpecError, match="n is the number of inputs it attacks"):
+        parse_spec({**SPEC, "attacks": [{"name": "boundary", "n": 0}]})
+    with pytest.raises(SpecError, match="implementation must be one of batched, art"):
+        parse_spec({**SPEC, "attacks": [{"name": "boundary", "implementation": "fast"}]})
+    spec = parse_spec({**SPEC, "attacks": [{"name": "boundary", "n": 50}, "fgsm"]})
+    assert spec.attacks[0]["n"] == 50 and "n" not in spec.attacks[1]
 
 
 def test_retry_noisy_times_again_only_the_noisy_cells_cost(tmp_path):

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Generator
 
 import numpy as np
 
 from convbench.registry import Registry, suggest
 
 ATTACKS: Registry[type["Attack"]] = Registry("attack")
+
+#: the candidates one runner call carries at most (bytes, counted as float32 inputs)
+CALL_BYTES = 64 * 2 ** 20
+
+#: one input's attack: yields candidates (k, *shape) (images are classified as float32, as ART
+#: does), is sent the model's outputs for them (k, classes), returns the adversarial input
+Steps = Generator[np.ndarray, np.ndarray, np.ndarray]
 
 
 def load_art() -> None:
@@ -131,3 +139,35 @@ def make_attack(spec: dict[str, Any] | str) -> Attack:
     spec = dict(spec)
     name = spec.pop("name")
     return ATTACKS.get(name)(**spec)
+
+
+def run_batched(steps: list[Steps], predict: Callable[[np.ndarray], np.ndarray],
+                call_bytes: int = CALL_BYTES) -> list[np.ndarray]:
+    """Drive per-input attacks together: each runner call classifies the pending candidates of
+    as many inputs as fit in `call_bytes` (at least one input's), taken in turn; each attack is
+    sent the outputs for its own."""
+    results: list[np.ndarray | None] = [None] * len(steps)
+    queue: deque[tuple[int, np.ndarray]] = deque()
+
+    def advance(i: int, outputs: np.ndarray | None) -> None:
+        try:
+            queue.append((i, steps[i].send(outputs)))
+        except StopIteration as done:
+            results[i] = done.value
+
+    for i in range(len(steps)):
+        advance(i, None)
+    while queue:
+        batch = [queue.popleft()]
+        size = batch[0][1].size * 4
+        while queue and size + queue[0][1].size * 4 <= call_bytes:
+            size += queue[0][1].size * 4
+            batch.append(queue.popleft())
+        parts = [c for _, c in batch]
+        outputs = predict(np.concatenate(parts, dtype=np.float32 if parts[0].dtype.kind == "f"
+                                         else None))  # token ids stay integers
+        at = 0
+        for i, part in batch:
+            advance(i, outputs[at:at + len(part)])
+            at += len(part)
+    return results

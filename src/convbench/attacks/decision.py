@@ -5,7 +5,7 @@ Two implementations of each, chosen by the `implementation` parameter:
 
 - "batched" (the default): ART's algorithm for one input, step for step, written as a
   generator that yields the candidates it wants classified (`_boundary`, `_hopskipjump`);
-  `run_batched` advances every input's generator together, so each runner call carries the
+  `base.run_batched` advances every input's generator together, so each runner call carries the
   candidates of all the inputs still running, not the ~20 of one. Each input draws from its own
   generator seeded from the attack's, so a result does not depend on the other inputs, and a
   run is repeatable (ART's random starting points come from an unseeded RandomState).
@@ -14,22 +14,15 @@ Two implementations of each, chosen by the `implementation` parameter:
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any, Callable, Generator
+from typing import Any
 
 import numpy as np
 
-from convbench.attacks.base import ArtAttack, AttackError, Target
+from convbench.attacks.base import ArtAttack, AttackError, Steps, Target, run_batched
 
 IMPLEMENTATIONS = ("batched", "art")
-#: the candidates one runner call carries at most (bytes of float32 inputs)
-CALL_BYTES = 64 * 2 ** 20
 #: random starting points drawn per request while looking for a first adversarial input
 START_CHUNK = 10
-
-#: a per-input attack: yields candidates (k, *shape) (classified as float32, as ART does), is
-#: sent their predicted labels (k,), returns the adversarial input
-Steps = Generator[np.ndarray, np.ndarray, np.ndarray]
 
 
 class DecisionAttack(ArtAttack):
@@ -101,35 +94,6 @@ class HopSkipJump(DecisionAttack):
         return _hopskipjump(x0, label, rng, params, start)
 
 
-def run_batched(steps: list[Steps], predict: Callable[[np.ndarray], np.ndarray],
-                call_bytes: int = CALL_BYTES) -> list[np.ndarray]:
-    """Drive per-input attacks together: each runner call classifies the pending candidates of
-    as many inputs as fit in `call_bytes` (at least one input's), taken in turn."""
-    results: list[np.ndarray | None] = [None] * len(steps)
-    queue: deque[tuple[int, np.ndarray]] = deque()
-
-    def advance(i: int, labels: np.ndarray | None) -> None:
-        try:
-            queue.append((i, steps[i].send(labels)))
-        except StopIteration as done:
-            results[i] = done.value
-
-    for i in range(len(steps)):
-        advance(i, None)
-    while queue:
-        batch = [queue.popleft()]
-        size = batch[0][1].size * 4
-        while queue and size + queue[0][1].size * 4 <= call_bytes:
-            size += queue[0][1].size * 4
-            batch.append(queue.popleft())
-        labels = predict(np.concatenate([c for _, c in batch], dtype=np.float32)).argmax(1)
-        at = 0
-        for i, cands in batch:
-            advance(i, labels[at:at + len(cands)])
-            at += len(cands)
-    return results
-
-
 def _random_start(x0, label, rng, tries: int):
     """A first adversarial input: uniform noise in [0, 1], drawn until the model gives it a
     label other than `label` (ART draws one at a time; the first hit of a chunk is the same
@@ -139,7 +103,7 @@ def _random_start(x0, label, rng, tries: int):
         k = min(START_CHUNK, left)
         left -= k
         noise = rng.uniform(0.0, 1.0, size=(k, *x0.shape)).astype(x0.dtype)
-        hit = np.flatnonzero((yield noise) != label)
+        hit = np.flatnonzero((yield noise).argmax(1) != label)
         if hit.size:
             return noise[hit[0]]
     return None
@@ -170,7 +134,7 @@ def _boundary(x0, label, rng, p, start=None) -> Steps:
     for _ in range(p["max_iter"]):
         for _ in range(p["num_trial"]):  # a step along the sphere around x0, delta adapted
             cands = np.clip(x_adv + _orthogonal(delta, x_adv, x0, rng, p["sample_size"]), 0, 1)
-            ok = (yield cands) != label
+            ok = (yield cands).argmax(1) != label
             ratio = ok.mean()
             delta = delta * adapt if ratio < 0.2 else delta / adapt if ratio > 0.5 else delta
             if ratio > 0:
@@ -180,7 +144,7 @@ def _boundary(x0, label, rng, p, start=None) -> Steps:
             return x_adv
         for _ in range(p["num_trial"]):  # a step towards x0, epsilon adapted
             cands = np.clip(x_advs + (x0 - x_advs) * epsilon, 0, 1)
-            ok = (yield cands) != label
+            ok = (yield cands).argmax(1) != label
             ratio = ok.mean()
             epsilon = (epsilon * adapt if ratio < 0.2 else epsilon / adapt if ratio > 0.5
                        else epsilon)
@@ -232,7 +196,7 @@ def _hopskipjump(x0, label, rng, p, start=None) -> Steps:
         noise = noise / _norms(noise)
         probes = np.clip(current + delta * noise, 0, 1)
         noise = (probes - current) / delta
-        sign = (2 * ((yield probes) != label) - 1.0).astype(np.float32)
+        sign = (2 * ((yield probes).argmax(1) != label) - 1.0).astype(np.float32)
         mean = sign.mean()
         if mean in (1.0, -1.0):
             grad = mean * noise.mean(axis=0)
@@ -244,7 +208,7 @@ def _hopskipjump(x0, label, rng, p, start=None) -> Steps:
         for _ in range(64):
             epsilon /= 2.0
             candidate = current + epsilon * update
-            if ((yield np.clip(candidate, 0, 1)[None]) != label)[0]:
+            if (yield np.clip(candidate, 0, 1)[None]).argmax(1)[0] != label:
                 break
         else:  # the step vanished (ART would loop on): stay where the search left off
             candidate = current
@@ -261,7 +225,7 @@ def _bisect(current, original, label, threshold):
     while upper - lower > threshold:
         alpha = (upper + lower) / 2.0
         point = (1 - alpha) * original + alpha * current
-        if ((yield np.clip(point, 0, 1)[None]) != label)[0]:
+        if (yield np.clip(point, 0, 1)[None]).argmax(1)[0] != label:
             upper = alpha
         else:
             lower = alpha

@@ -5,13 +5,14 @@ the model's vocabulary holds; a perturbation picks one substitutable word and ke
 synonym that most lowers the true label's probability; parents are drawn by fitness
 (1 - p(true label)) through a softmax with `temperature`, children take each word from either
 parent. At most `max_substitution` of the review's words change. It needs only predictions.
+All reviews advance together, one runner call for all their populations at each step.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from convbench.attacks.base import Attack, AttackError, Target
+from convbench.attacks.base import Attack, AttackError, Steps, Target, run_batched
 from convbench.attacks.wordnet import synonyms
 
 RESERVED = 3  # ids 0 (padding), 1 (start) and 2 (out of vocabulary) are never substituted
@@ -23,8 +24,16 @@ class Genetic(Attack):
                 "candidates": 8, "temperature": 0.3}
 
     def craft(self, target: Target, x, y, rng, **overrides) -> np.ndarray:
+        """Every review attacked together (`run_batched`: each runner call carries the
+        candidates of all the reviews still running), each drawing from its own generator."""
+        params = {**self.params, **overrides}
         table = self.synonym_table(target)
-        return np.stack([self._one(target, s, int(label), table, rng) for s, label in zip(x, y)])
+        if not len(x):
+            return x
+        seeds = rng.integers(2 ** 63, size=len(x))
+        steps = [self._steps(s, int(label), table, np.random.default_rng(int(seed)), params)
+                 for s, label, seed in zip(x, y, seeds)]
+        return np.stack(run_batched(steps, target.predict))
 
     def synonym_table(self, target: Target) -> dict[int, np.ndarray]:
         """Token id -> ids of its in-vocabulary synonyms."""
@@ -35,18 +44,19 @@ class Genetic(Attack):
         k = self.params["candidates"]
         return {ids[w]: np.array(sorted(ids[s] for s in near)[:k]) for w, near in syn.items()}
 
-    def _one(self, target: Target, seq: np.ndarray, label: int, table, rng) -> np.ndarray:
-        p = self.params
+    @staticmethod
+    def _steps(seq: np.ndarray, label: int, table, rng, p) -> Steps:
+        """The attack on one review (`Steps`: yields populations, is sent their outputs)."""
         positions = np.array([i for i, t in enumerate(seq) if int(t) in table])
         if not len(positions):
             return seq
         budget = max(1, int(p["max_substitution"] * int((seq >= RESERVED).sum())))
 
         def fitness(pop):
-            probs = target.predict(pop)
+            probs = yield pop
             return 1.0 - probs[:, label], probs.argmax(1)
 
-        def perturb(members: np.ndarray) -> np.ndarray:
+        def perturb(members: np.ndarray):
             """Each member: one more (or a re-chosen) substitution, the best synonym kept."""
             trials, owners = [], []
             for m, member in enumerate(members):
@@ -59,14 +69,14 @@ class Genetic(Attack):
                     trials.append(t)
                     owners.append(m)
             trials, owners = np.stack(trials), np.array(owners)
-            fit, _ = fitness(trials)
+            fit, _ = yield from fitness(trials)
             best = [np.flatnonzero(owners == m)[np.argmax(fit[owners == m])]
                     for m in range(len(members))]
             return trials[best]
 
-        pop = perturb(np.repeat(seq[None], p["population"], axis=0))
+        pop = yield from perturb(np.repeat(seq[None], p["population"], axis=0))
         for _ in range(p["generations"]):
-            fit, labels = fitness(pop)
+            fit, labels = yield from fitness(pop)
             elite = int(np.argmax(fit))
             if labels[elite] != label:
                 return pop[elite]
@@ -79,8 +89,8 @@ class Genetic(Attack):
                 if len(changed) > budget:
                     undo = rng.choice(changed, len(changed) - budget, replace=False)
                     child[undo] = seq[undo]
-            pop = np.concatenate([pop[elite:elite + 1], perturb(children)])
-        fit, _ = fitness(pop)
+            pop = np.concatenate([pop[elite:elite + 1], (yield from perturb(children))])
+        fit, _ = yield from fitness(pop)
         return pop[int(np.argmax(fit))]
 
 

@@ -95,10 +95,10 @@ def attack_cell(result: CellResult, original: Artifact, converted: Artifact, x: 
                 nb_classes: int, vocab: dict[int, str] | None = None,
                 threads: int | None = None,
                 runtime_options: dict[str, dict[str, Any]] | None = None) -> None:
-    """Run the spec's attacks on a cell's pair of models: each attack's metrics, stored
-    adversarial inputs and outcome go into `result`. An attack that cannot run on this pair is
-    an outcome `skipped` with the reason, one that fails `failed` with its error: the cell keeps
-    its RQ1-2 numbers and the other attacks."""
+    """Run the spec's attacks on a cell's pair of models (on `n` inputs, or an attack's own
+    `n`): each attack's metrics, stored adversarial inputs and outcome go into `result`. An
+    attack that cannot run on this pair is an outcome `skipped` with the reason, one that fails
+    `failed` with its error: the cell keeps its RQ1-2 numbers and the other attacks."""
     from convbench.attacks.targets import target_for
     from convbench.runtimes import default_runtime, open_runner
 
@@ -121,6 +121,8 @@ def attack_cell(result: CellResult, original: Artifact, converted: Artifact, x: 
                                  "scale, their results clipped to it); these inputs are "
                                  "normalised outside it")
         for spec in attacks:
+            spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+            attack_n = spec.pop("n", n)  # an attack's own number of inputs
             attack = make_attack(spec)
             ok, why = attack.applicable(orig, kind) if kind else (False, why_not)
             if not ok:
@@ -129,7 +131,7 @@ def attack_cell(result: CellResult, original: Artifact, converted: Artifact, x: 
                 continue
             step(f"attack {attack.name}")
             try:
-                runs = run_attack(attack, orig, conv, x, y, n, seed, text)
+                runs = run_attack(attack, orig, conv, x, y, attack_n, seed, text)
             except Exception as e:  # one attack's failure leaves the cell and the others
                 result.outcomes.append(Outcome("attack", attack.name, Status.FAILED,
                                                f"{type(e).__name__}: {e}"[:2000],

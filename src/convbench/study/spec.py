@@ -164,6 +164,7 @@ class StudySpec(_Strict):
     # options of each runtime, e.g. {coreml: {engine: interpreter}, onnxruntime: {providers: [..]}}
     runtime_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # RQ3: attacks as names or {name: fgsm, eps: 0.3, ...}; inputs both models get right
+    # (`attack_n` of them, or the attack's own `n`)
     attacks: list[str | dict[str, Any]] = Field(default_factory=list)
     attack_n: int | None = Field(1000, ge=1)
 
@@ -183,8 +184,13 @@ class StudySpec(_Strict):
             entry = {"name": entry} if isinstance(entry, str) else dict(entry)
             if "name" not in entry:
                 raise ValueError("each attack needs a name, e.g. {name: fgsm, eps: 0.3}")
+            n = entry.pop("n", None)  # this attack's inputs, when not attack_n
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+                raise ValueError(f"attack {entry['name']!r}: n is the number of inputs it "
+                                 f"attacks, a whole number >= 1, not {n!r}")
             try:
-                out.append({"name": entry["name"], **make_attack(entry).params})
+                out.append({"name": entry["name"], **make_attack(entry).params,
+                            **({"n": n} if n else {})})
             except UnknownNameError as e:
                 raise ValueError(str(e)) from None
         return out
