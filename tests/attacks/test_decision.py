@@ -143,6 +143,13 @@ def test_an_unknown_implementation_is_refused():
     with pytest.raises(AttackError, match="implementation must be one of batched, art"):
         make_attack({"name": "boundary", "implementation": "foolbox"})
     assert make_attack("hopskipjump").params["implementation"] == "batched"
+    # ART's own parameter checks, made before either implementation runs
+    with pytest.raises(AttackError, match="step_adapt must be a number in \\(0, 1\\), not 1.5"):
+        make_attack({"name": "boundary", "step_adapt": 1.5})
+    with pytest.raises(AttackError, match="max_iter must be a whole number >= 0, not 2.5"):
+        make_attack({"name": "boundary", "max_iter": 2.5})
+    with pytest.raises(AttackError, match="init_eval \\(50\\) must not exceed max_eval"):
+        make_attack({"name": "hopskipjump", "init_eval": 50, "max_eval": 10})
 
 
 def test_no_inputs_no_calls(lenet):

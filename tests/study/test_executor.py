@@ -188,3 +188,26 @@ def test_parallel_cells_share_one_training_of_their_original(tmp_path, monkeypat
     shas = {c.artifacts["original"].sha256 for c in stored}
     assert len(shas) == 1
     assert sum(1 for r in results if not r.info["train"].get("cached")) == 1
+
+
+def test_a_worker_does_not_start_a_cell_waiting_on_another_cells_training(tmp_path,
+                                                                           monkeypatch):
+    """Two cells of one untrained original would queue on its training lock with a core idle:
+    the second worker starts a cell of another model; once an original is stored, its cells
+    run side by side again."""
+    from convbench.study.executor import _next
+
+    monkeypatch.setenv("CONVBENCH_CACHE", str(tmp_path))
+    cells = _cells(models=[{"model": "lenet5", "dataset": "digits"},
+                           {"model": "resnet18", "dataset": "cifar10"}], formats=["onnx", "coreml"])
+    order = [(c.train.model, c.key.format) for c in cells]
+    assert order[:2] == [("lenet5", "onnx"), ("lenet5", "coreml")]
+    pending = list(cells)
+    first = _next(pending, [])
+    second = _next(pending, [first])
+    assert (first.train.model, second.train.model) == ("lenet5", "resnet18")
+    (tmp_path / "models").mkdir()
+    from convbench.study.cell import _record
+    _record(first.train).write_text("{}")  # lenet5 is trained now: its Core ML cell may go
+    third = _next(pending, [first, second])
+    assert (third.train.model, third.key.format) == ("lenet5", "coreml")

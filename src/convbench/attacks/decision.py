@@ -25,10 +25,22 @@ IMPLEMENTATIONS = ("batched", "art")
 START_CHUNK = 10
 
 
+def _whole(low: int):
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low,
+            f"a whole number >= {low}")
+
+
+_POSITIVE = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+             "a number > 0")
+
+
 class DecisionAttack(ArtAttack):
     """An untargeted decision attack with an ART and a batched implementation."""
 
     needs = "predict"
+
+    #: ART's own checks of the parameters, made here so both implementations refuse the same
+    limits: dict[str, tuple[Any, str]] = {}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -36,6 +48,10 @@ class DecisionAttack(ArtAttack):
             raise AttackError(f"attack {self.name!r}: implementation must be one of "
                               f"{', '.join(IMPLEMENTATIONS)}, not "
                               f"{self.params['implementation']!r}")
+        for key, (ok, what) in self.limits.items():
+            if not ok(self.params[key]):
+                raise AttackError(f"attack {self.name!r}: {key} must be {what}, not "
+                                  f"{self.params[key]!r}")
 
     @property
     def art_params(self) -> dict[str, Any]:
@@ -48,7 +64,7 @@ class DecisionAttack(ArtAttack):
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not len(x):
             return x
-        labels = target.predict(x).argmax(1)  # as ART: the model's own labels are the ones to leave
+        labels = target.predict(x).argmax(1)  # as ART: the labels to leave are the model's
         seeds = rng.integers(2 ** 63, size=len(x))
         steps = [self.steps(x[i], int(labels[i]), np.random.default_rng(int(seeds[i])), params)
                  for i in range(len(x))]
@@ -65,9 +81,16 @@ class Boundary(DecisionAttack):
     """The untargeted Boundary attack (Brendel et al.), `max_iter` 50 as the study."""
 
     name = "boundary"
+    # batch_size is ART's runner batch; the batched one sends all pending candidates at once
     defaults = {"max_iter": 50, "delta": 0.01, "epsilon": 0.01, "step_adapt": 0.667,
                 "num_trial": 25, "sample_size": 20, "init_size": 100, "min_epsilon": 0.0,
                 "batch_size": 64, "implementation": "batched"}
+    limits = {"max_iter": _whole(0), "num_trial": _whole(0), "sample_size": _whole(1),
+              "init_size": _whole(1), "delta": _POSITIVE, "epsilon": _POSITIVE,
+              "step_adapt": (lambda v: isinstance(v, (int, float)) and 0 < v < 1,
+                             "a number in (0, 1)"),
+              "min_epsilon": (lambda v: isinstance(v, (int, float)) and v >= 0,
+                              "a number >= 0")}
 
     def build(self, estimator):
         from art.attacks.evasion import BoundaryAttack
@@ -84,6 +107,14 @@ class HopSkipJump(DecisionAttack):
     name = "hopskipjump"
     defaults = {"max_iter": 10, "max_eval": 1000, "init_eval": 20, "init_size": 100,
                 "batch_size": 64, "implementation": "batched"}
+    limits = {"max_iter": _whole(0), "max_eval": _whole(1), "init_eval": _whole(1),
+              "init_size": _whole(1)}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.params["init_eval"] > self.params["max_eval"]:
+            raise AttackError(f"attack 'hopskipjump': init_eval ({self.params['init_eval']}) "
+                              f"must not exceed max_eval ({self.params['max_eval']})")
 
     def build(self, estimator):
         from art.attacks.evasion import HopSkipJump as Hsj

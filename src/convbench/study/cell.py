@@ -84,6 +84,11 @@ class Cell:
                          **self.train.data_options)
         return ds.arrays("test", self.n_test, self.train.seed)[0]
 
+    def untrained(self) -> str | None:
+        """The digest of the original this cell still has to train (None once it is stored):
+        cells sharing it wait for one another's training."""
+        return None if _record(self.train).exists() else self.train.digest()
+
     def files(self) -> list[str]:
         """The model files known outside the cell: its original, once trained."""
         try:

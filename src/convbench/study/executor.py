@@ -120,7 +120,7 @@ def _run_local(cells: list[Cell], workers: int, limits: Limits, begin, finish, d
     try:
         while pending or running:
             while pending and len(running) < workers:
-                cell = pending.pop(0)
+                cell = _next(pending, [r[0] for r in running])
                 parent, child = ctx.Pipe(duplex=False)
                 log = log_path(cell.key)
                 begin(cell)
@@ -141,6 +141,20 @@ def _run_local(cells: list[Cell], workers: int, limits: Limits, begin, finish, d
     finally:  # interrupted (Ctrl-C): no cell, and no runtime host of one, outlives the study
         for _, proc, *_ in running:
             _stop(proc)
+
+
+def _next(pending: list, running: list):
+    """Take the next cell to start: the first that does not need an original a running cell is
+    still training (it would only wait on that training's lock while a core sits idle)."""
+    busy = {_untrained(c) for c in running} - {None}
+    for i, cell in enumerate(pending):
+        if _untrained(cell) not in busy:
+            return pending.pop(i)
+    return pending.pop(0)
+
+
+def _untrained(cell) -> str | None:
+    return cell.untrained() if hasattr(cell, "untrained") else None
 
 
 def _stop(proc) -> None:
