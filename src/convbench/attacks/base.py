@@ -82,6 +82,9 @@ class Attack:
     defaults: ClassVar[dict[str, Any]] = {}
     #: the parameter a robustness curve varies (its extra values in the `sweep` parameter)
     sweep_param: ClassVar[str | None] = None
+    #: parameters added after studies were stored, with the value that applied before them: at
+    #: that value they stay out of a spec's identity, so stored cells still match on resume
+    implicit: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params: Any) -> None:
         accepted = set(self.defaults) | ({"sweep"} if self.sweep_param else set())
@@ -104,6 +107,11 @@ class Attack:
               rng: np.random.Generator, **overrides: Any) -> np.ndarray:
         """Adversarial versions of `x` (true labels `y`) against `target`."""
         raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        """The parameters that make a study's cells what they are (see `implicit`)."""
+        return {k: v for k, v in self.params.items()
+                if k not in self.implicit or v != self.implicit[k]}
 
     def sweep(self) -> list[float]:
         """Extra values of `sweep_param` for a robustness curve (measured on the same inputs

@@ -85,6 +85,8 @@ class Boundary(DecisionAttack):
     defaults = {"max_iter": 50, "delta": 0.01, "epsilon": 0.01, "step_adapt": 0.667,
                 "num_trial": 25, "sample_size": 20, "init_size": 100, "min_epsilon": 0.0,
                 "batch_size": 64, "implementation": "batched"}
+    # ART's defaults, in force before they were parameters here; ART ran the attack before
+    implicit = {"step_adapt": 0.667, "min_epsilon": 0.0, "implementation": "batched"}
     limits = {"max_iter": _whole(0), "num_trial": _whole(0), "sample_size": _whole(1),
               "init_size": _whole(1), "delta": _POSITIVE, "epsilon": _POSITIVE,
               "step_adapt": (lambda v: isinstance(v, (int, float)) and 0 < v < 1,
@@ -107,6 +109,7 @@ class HopSkipJump(DecisionAttack):
     name = "hopskipjump"
     defaults = {"max_iter": 10, "max_eval": 1000, "init_eval": 20, "init_size": 100,
                 "batch_size": 64, "implementation": "batched"}
+    implicit = {"implementation": "batched"}  # ART's per-input version ran before: same algorithm
     limits = {"max_iter": _whole(0), "max_eval": _whole(1), "init_eval": _whole(1),
               "init_size": _whole(1)}
 

@@ -189,7 +189,7 @@ class StudySpec(_Strict):
                 raise ValueError(f"attack {entry['name']!r}: n is the number of inputs it "
                                  f"attacks, a whole number >= 1, not {n!r}")
             try:
-                out.append({"name": entry["name"], **make_attack(entry).params,
+                out.append({"name": entry["name"], **make_attack(entry).identity(),
                             **({"n": n} if n else {})})
             except UnknownNameError as e:
                 raise ValueError(str(e)) from None
