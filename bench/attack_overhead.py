@@ -170,8 +170,8 @@ def call(args) -> None:
 
     from convbench.attacks.targets import target_for
     from convbench.convert import convert
-    from convbench.training import preset_config, train
     from convbench.runtimes import open_runner
+    from convbench.training import preset_config, train
 
     with tempfile.TemporaryDirectory() as tmp:
         art = train(preset_config("smoke", "torch", "lenet5", "digits"), tmp).artifact

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from convbench.attacks import AttackError, make_attack
-from convbench.attacks.base import load_art
-from convbench.attacks.base import run_batched
+from convbench.attacks.base import load_art, run_batched
 from convbench.attacks.targets import target_for
 from convbench.runtimes import open_runner
 
