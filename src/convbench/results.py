@@ -8,7 +8,8 @@ JSON (`schema` "convbench.results", `version` 2):
                 "status", "category", "message", "attempts", "started", "finished",
                 "metrics": [{"measure", "stat", "role", "batch_size", "attack", "direction",
                              "sweep", "sweep_value", "value", "unit", "noisy"}, ...],
-                "outcomes": [{"kind", "name", "status", "message", "params"}, ...]}, ...]}
+                "outcomes": [{"kind", "name", "status", "message", "params"}, ...],
+                "step_seconds": {step: seconds}}, ...]}
 
 Version 1 (before typed results) was a list of cells with `metrics` as {name: value}. CSV is
 one row per metric: the cell's fields, then the metric's.
@@ -59,7 +60,8 @@ def to_json(cells: list[StoredCell]) -> str:
         "cells": [{**_cell_fields(c), "metrics": [_metric(m) for m in c.metrics],
                    "outcomes": [{"kind": o.kind, "name": o.name, "status": o.status.value,
                                  "message": o.message, "params": o.params}
-                                for o in c.outcomes]} for c in cells]}, indent=1)
+                                for o in c.outcomes],
+                   "step_seconds": c.info.get("step_seconds", {})} for c in cells]}, indent=1)
 
 
 def to_csv(cells: list[StoredCell]) -> str:

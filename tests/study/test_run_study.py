@@ -1,5 +1,6 @@
 """A small study end to end: cells run, get stored, and are skipped when run again."""
 
+import json
 from pathlib import Path
 
 from convbench.records import Category, CellKey
@@ -80,6 +81,8 @@ def test_a_cell_with_attacks_stores_rq3_and_adversarial_inputs(tmp_path):
     assert cell.outcome("attack", "boundary").params["implementation"] == "batched"
     assert cell.info["step_seconds"]["attack boundary"] > 0
     assert set(cell.info["step_seconds"]) >= {"training", "converting", "attack fgsm"}
+    from convbench.results import to_json
+    assert json.loads(to_json([cell]))["cells"][0]["step_seconds"] == cell.info["step_seconds"]
     saved = cell.artifacts["adversarial_fgsm"]
     with np.load(saved.path) as z:
         assert z["x_adv"].shape == (30, 1, 28, 28) and len(z["indices"]) == 30

@@ -24,7 +24,7 @@ def target_for(art: Artifact, runner: Runner, nb_classes: int, canonical_shape: 
     infer_all, relayout = runner.infer_all, image and layout == "keras"
 
     def predict(x: np.ndarray) -> np.ndarray:  # attacks call it many times: kept bare
-        if relayout or type(x) is not np.ndarray:  # NHWC, or a user's rows read on demand
+        if relayout or (image and type(x) is not np.ndarray):  # NHWC, or a user's images
             x = to_layout(x, layout)
         return infer_all(x, 128)
 
