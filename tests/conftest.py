@@ -67,8 +67,9 @@ GUARD_SUITES = {"mil": REPO / "tests" / "mil", "nn": REPO / "tests" / "nn"}
 
 def _record_executions() -> None:
     import functools
+    from dataclasses import replace
 
-    from convbench.mil.ops import OPS, OpImpl, _load_families
+    from convbench.mil.ops import OPS, _load_families
     from convbench.nn.layers import LAYERS
 
     def recording(suite: str, name: str, fn):
@@ -83,8 +84,7 @@ def _record_executions() -> None:
     _load_families()
     for name in OPS.names():
         impl = OPS.get(name)
-        OPS._entries[name] = OpImpl(recording("mil", name, impl.fn), impl.control,
-                                    impl.constexpr)
+        OPS._entries[name] = replace(impl, fn=recording("mil", name, impl.fn))
     for name in LAYERS.names():
         LAYERS._entries[name] = recording("nn", name, LAYERS.get(name))
 

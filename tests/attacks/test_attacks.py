@@ -134,6 +134,7 @@ def test_replay_metrics_by_hand():
     assert m.get("misclassification", role="original") == 0.5
     assert m.get("misclassification", role="converted") == 0.75
     assert m.get("divergence") == 1 and m.get("inputs") == 4
+    assert m.get("unperturbed") == 3  # only input 0 was changed
     # input 1: only the original is right; none the other way: McNemar on one pair
     assert m.get("correct_only", role="original") == 1
     assert m.get("correct_only", role="converted") == 0 and m.get("mcnemar") == 1.0

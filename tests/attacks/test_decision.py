@@ -156,3 +156,33 @@ def test_no_inputs_no_calls(lenet):
     counted = Counted(target)
     adv = make_attack("boundary").craft(counted, x[:0], y[:0], np.random.default_rng(0))
     assert adv.shape == (0, 1, 28, 28) and counted.calls == 0
+
+
+@pytest.mark.parametrize("name, params", ATTACKS, ids=[a[0] for a in ATTACKS])
+def test_no_starting_point_leaves_the_input_and_says_so(lenet, name, params):
+    """A model that labels all noise as each input's own class: no adversarial start exists,
+    the input comes back as it was, and the cell's console says why its attack failed."""
+    from convbench.attacks.base import Target
+    from convbench.cli.present import table
+    from convbench.measures.robustness import replay_metrics
+    from convbench.records import CellKey, Metrics, Status, StoredCell
+
+    target, x, y = lenet
+    label = int(y[0])
+    same = y == label
+    stubborn = Target(lambda z: np.eye(10, dtype=np.float32)[np.full(len(z), label)], 10,
+                      (1, 28, 28))
+    adv = make_attack({"name": name, "init_size": 30, **params}).craft(
+        Counted(stubborn), x[same], y[same], np.random.default_rng(0))
+    assert np.array_equal(adv, x[same])
+    metrics = replay_metrics(x[same], adv, y[same], stubborn.predict(adv), target.predict(adv),
+                             False, ("original", "converted"), attack=name, direction="forward")
+    m, where = Metrics(metrics), {"attack": name, "direction": "forward"}
+    assert m.get("unperturbed", **where) == same.sum()
+    assert m.get("misclassification", role="original", **where) == 0
+    key = CellKey("torch", "lenet5", "digits", "onnx", "onnxruntime", 0)
+    cell = StoredCell(key=key, status=Status.OK, metrics=m)
+    out = table([cell])
+    assert f"{name} 0%->0% (0; {same.sum()} unperturbed)" in out
+    assert f"{name} left {same.sum()} of {same.sum()} input(s) unperturbed (none of its " \
+           "init_size random starting points" in out

@@ -230,6 +230,54 @@ def test_fp16_programs_round_between_ops():
     assert got[0] == 0 and got[3] == np.float16(1e-4)
 
 
+def test_ops_that_only_move_values_take_fp16_as_stored(monkeypatch):
+    """Reshape, gather, an updating scatter and casts get fp16 inputs as stored (widening could
+    not change their bits, only copy them); an adding scatter computes in fp32, as every op
+    with arithmetic: the results are those of widening everything."""
+    mb = _mb()
+    from coremltools.converters.mil.mil import types
+
+    from dataclasses import replace
+
+    from convbench.mil import Interpreter
+    from convbench.mil.ops import OPS
+
+    x = rng.standard_normal((6, 4)).astype(np.float16)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=x.shape, dtype=types.fp16)])
+    def prog(x):
+        r = mb.reshape(x=x, shape=[3, 8])
+        g = mb.gather(x=r, indices=np.array([2, 0], np.int32), axis=0)
+        first = mb.slice_by_size(x=g, begin=[0, 0], size=[1, 8])
+        up = mb.scatter(data=r, indices=np.array([1], np.int32), updates=first, axis=0,
+                        mode="update")
+        add = mb.scatter(data=r, indices=np.array([1, 1], np.int32), updates=g, axis=0,
+                         mode="add")
+        return up, add, mb.cast(x=mb.cast(x=r, dtype="fp32"), dtype="fp16")
+
+    seen = {}
+    for name in ("reshape", "gather", "scatter", "cast"):
+        impl = OPS.get(name)
+
+        def spy(*a, _fn=impl.fn, _name=name, **kw):
+            seen.setdefault(_name, set()).update(
+                str(v.dtype) for v in kw.values() if isinstance(v, torch.Tensor)
+                and v.is_floating_point())
+            return _fn(*a, **kw)
+        monkeypatch.setitem(OPS._entries, name, replace(impl, fn=spy))
+    up, add, back = Interpreter(prog).run({"x": x})
+    assert seen["reshape"] == seen["gather"] == {"torch.float16"}
+    assert seen["scatter"] == {"torch.float16", "torch.float32"}  # update as stored, add wide
+    r = x.reshape(3, 8)
+    want_up = r.copy()
+    want_up[1] = r[2]
+    np.testing.assert_array_equal(up, want_up)
+    want_add = r.astype(np.float32)
+    want_add[1] += r[2].astype(np.float32) + r[0].astype(np.float32)
+    np.testing.assert_array_equal(add, want_add.astype(np.float16))
+    np.testing.assert_array_equal(back, r)
+
+
 def test_fp16_arithmetic_mode_differs_from_fp32_arithmetic():
     mb = _mb()
     from coremltools.converters.mil.mil import types

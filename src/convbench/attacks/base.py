@@ -85,6 +85,8 @@ class Attack:
     #: parameters added after studies were stored, with the value that applied before them: at
     #: that value they stay out of a spec's identity, so stored cells still match on resume
     implicit: ClassVar[dict[str, Any]] = {}
+    #: why this attack can return an input as it was (its `unperturbed` count); "" if it cannot
+    unperturbed_why: ClassVar[str] = ""
 
     def __init__(self, **params: Any) -> None:
         accepted = set(self.defaults) | ({"sweep"} if self.sweep_param else set())

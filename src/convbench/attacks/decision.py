@@ -38,6 +38,8 @@ class DecisionAttack(ArtAttack):
     """An untargeted decision attack with an ART and a batched implementation."""
 
     needs = "predict"
+    unperturbed_why = ("none of its init_size random starting points (uniform noise) was "
+                       "adversarial, so it had nothing to walk back from")
 
     #: ART's own checks of the parameters, made here so both implementations refuse the same
     limits: dict[str, tuple[Any, str]] = {}

@@ -20,6 +20,7 @@ RESERVED = 3  # ids 0 (padding), 1 (start) and 2 (out of vocabulary) are never s
 
 class Genetic(Attack):
     name, needs, kind = "genetic", "predict", "text"
+    unperturbed_why = "no word of the review has a synonym in the model's vocabulary"
     defaults = {"population": 20, "generations": 10, "max_substitution": 0.2,
                 "candidates": 8, "temperature": 0.3}
 

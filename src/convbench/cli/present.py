@@ -52,8 +52,10 @@ def _attacks(c: StoredCell) -> str:
         orig = c.metrics.get("misclassification", role="original", **where)
         conv = c.metrics.get("misclassification", role="converted", **where)
         div = c.metrics.get("divergence", **where)
+        same = c.metrics.get("unperturbed", **where)
         if orig is not None and conv is not None:
-            parts.append(f"{name} {orig:.0%}->{conv:.0%} ({div or 0:.0f})")
+            parts.append(f"{name} {orig:.0%}->{conv:.0%} ({div or 0:.0f}"
+                         + (f"; {same:.0f} unperturbed" if same else "") + ")")
     return ", ".join(parts) or "-"
 
 
@@ -90,10 +92,30 @@ def _notes(cells: list[StoredCell]) -> list[str]:
     if any(on_interpreter(c) for c in cells):
         out.append("Core ML latency and memory here are convbench's interpreter's, not Apple's "
                    "runtime's")
+    out += unperturbed_notes(cells)
     for c in cells:
         if c.message:
             out.append(f"{c.name}: {c.status.value} ({c.category.value}): {c.message[:300]}")
         for o in c.outcomes:
             if o.status is Status.FAILED:
                 out.append(f"{c.name}: {o.kind} {o.name} failed: {o.message[:300]}")
+    return out
+
+
+def unperturbed_notes(cells: list[StoredCell]) -> list[str]:
+    """Why an attack left inputs as they were, per cell and attack where it did: such inputs
+    count as the attack's failures, which can make a model look robust when the attack never
+    started."""
+    from convbench.attacks import ATTACKS
+
+    out = []
+    for c in cells:
+        for name in attack_names(c):
+            same = c.metrics.get("unperturbed", attack=name, direction="forward")
+            n = c.metrics.get("inputs", attack=name, direction="forward")
+            if same and n:
+                why = ATTACKS.get(name).unperturbed_why if name in ATTACKS else ""
+                out.append(f"{c.name}: {name} left {same:.0f} of {n:.0f} input(s) unperturbed"
+                           + (f" ({why})" if why else "")
+                           + "; they count as the attack's failures")
     return out

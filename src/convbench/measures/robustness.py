@@ -13,12 +13,15 @@ def replay_metrics(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, p_src: np.nd
                    p_dst: np.ndarray, text: bool, roles: tuple[str, str],
                    **fields) -> list[Metric]:
     """Misclassification of both models (`roles`: the one the inputs were crafted on, then
-    the other), divergence (inputs whose two labels differ), mean absolute output difference,
+    the other), the inputs the attack left as they were (`unperturbed`: a decision attack that
+    found no adversarial starting point; counted as failures in misclassification), divergence (inputs whose two labels differ), mean absolute output difference,
     McNemar's test of the two models' correctness, and the perturbation's size (L2 and L-inf
     for images, the share of substituted words for text)."""
     n = len(y)
     l_src, l_dst = p_src.argmax(1), p_dst.argmax(1)
+    delta = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(n, -1)
     out = [Metric("inputs", n, "count", **fields),
+           Metric("unperturbed", int(np.sum(~delta.any(1))), "count", **fields),
            Metric("misclassification", np.mean(l_src != y) if n else 0.0, "ratio",
                   role=roles[0], **fields),
            Metric("misclassification", np.mean(l_dst != y) if n else 0.0, "ratio",
@@ -27,7 +30,6 @@ def replay_metrics(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, p_src: np.nd
            Metric("output_diff", np.abs(p_src - p_dst).mean() if n else 0.0, "output",
                   stat="mean", **fields),
            *paired_correctness(l_src == y, l_dst == y, roles, **fields)]
-    delta = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(n, -1)
     if text:
         words = (x.reshape(n, -1) > 2).sum(1).clip(min=1)
         share = ((delta != 0).sum(1) / words).mean() if n else 0.0

@@ -31,11 +31,14 @@ class Step:
     outputs: list[tuple[str, torch.dtype | None]]
     blocks: list["Block"] = field(default_factory=list)
     control: bool = False
+    moves: Any = False  # OpImpl.moves
 
     def __post_init__(self) -> None:
         # split once, so that each run copies the constants and resolves only the variables
         self.fixed = {k: v for k, v in self.args.items() if not _has_ref(v)}
         self.refs = [(k, v) for k, v in self.args.items() if _has_ref(v)]
+        #: inputs as stored (fp16 not widened): the op only moves values
+        self.as_stored = bool(self.moves(self.fixed) if callable(self.moves) else self.moves)
 
 
 def _has_ref(v) -> bool:
@@ -110,7 +113,8 @@ class Interpreter:
             outputs = [(o.name, STORAGE.get(type_name(o))) for o in op.outputs]
             blocks = [self._compile_block(b, f"{where}/{op.name}[{i}]", b.inputs)
                       for i, b in enumerate(op.blocks)]
-            step = Step(op.op_type, op.name, impl.fn, args, outputs, blocks, impl.control)
+            step = Step(op.op_type, op.name, impl.fn, args, outputs, blocks, impl.control,
+                        impl.moves)
             if impl.constexpr:  # weights stored compressed: decompress once, at load
                 value = impl.fn(**{k: self._materialise(v) for k, v in args.items()})
                 self.consts[op.outputs[0].name] = self._const(value.numpy() if isinstance(
@@ -136,14 +140,15 @@ class Interpreter:
                                      f"{extra} are not implemented by convbench's interpreter")
 
     # -- execution -----------------------------------------------------------------------
-    def _resolve(self, v, env):
+    def _resolve(self, v, env, widen: bool = True):
         if isinstance(v, Ref):
             t = env[v.name]
-            if self.arith == "fp32" and isinstance(t, torch.Tensor) and t.dtype == torch.float16:
+            if widen and self.arith == "fp32" and isinstance(t, torch.Tensor) \
+                    and t.dtype == torch.float16:
                 return t.float()
             return t
         if isinstance(v, list):
-            return [self._resolve(x, env) for x in v]
+            return [self._resolve(x, env, widen) for x in v]
         return v
 
     @staticmethod
@@ -157,8 +162,9 @@ class Interpreter:
     def run_block(self, block: Block, env) -> list:
         for step in block.steps:
             args = step.fixed.copy()
+            widen = not step.as_stored
             for k, v in step.refs:
-                args[k] = self._resolve(v, env)
+                args[k] = self._resolve(v, env, widen)
             try:
                 out = step.fn(self, step, env, **args) if step.control else step.fn(**args)
             except MilError:

@@ -253,6 +253,7 @@ def _rq3(groups: dict[GroupKey, Cells]) -> Section:
             if not any(c.metrics.find(measure="inputs", **fw) for c in cells):
                 continue
             rows.append([_label(k), a, _pm(cells, "{:.0f}", "inputs", **fw),
+                         _pm(cells, "{:.0f}", "unperturbed", **fw),
                          _pm(cells, "{:.1%}", "misclassification", role="original", **fw),
                          _pm(cells, "{:.1%}", "misclassification", role="converted", **fw),
                          _pm(cells, "{:.1f}", "divergence", **fw),
@@ -274,8 +275,10 @@ def _rq3(groups: dict[GroupKey, Cells]) -> Section:
                     "for attacks that need only predictions, crafted on the converted model's "
                     "runtime and replayed on the original (reverse). Divergence: adversarial "
                     "inputs on which the two models' labels differ. McNemar's exact test "
-                    "compares the two models' correctness on the adversarial inputs.")
-    s.blocks.append(Table(["cell", "attack", "inputs", "misclassified original",
+                    "compares the two models' correctness on the adversarial inputs. "
+                    "Unperturbed: inputs the attack returned as they were (a decision attack "
+                    "that found no adversarial starting point); they count as its failures.")
+    s.blocks.append(Table(["cell", "attack", "inputs", "unperturbed", "misclassified original",
                            "misclassified converted", "divergence", "McNemar p",
                            "mean abs output diff", "reverse: converted", "reverse: original",
                            "reverse divergence"], rows))

@@ -3,12 +3,15 @@
 An op is a function of its MIL inputs (keyword arguments, defaults already filled from
 coremltools' op definitions) returning a torch tensor, or a tuple for several outputs. Float
 inputs arrive in the compute dtype; the interpreter stores the result in the declared dtype.
+An op that only moves values (`moves`: reshape, gather, an updating scatter, a cast...) gets them
+as stored instead: widening fp16 to fp32 and rounding back could not change a bit of its result,
+only copy it twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from convbench.registry import Registry
 
@@ -18,17 +21,20 @@ class OpImpl:
     fn: Callable
     control: bool = False   # receives (interpreter, step, env) first: runs nested blocks
     constexpr: bool = False  # evaluated once at load (compressed weights)
+    #: only moves values: True, or a test of the op's constant inputs (a scatter's mode)
+    moves: bool | Callable[[dict[str, Any]], bool] = False
 
 
 OPS: Registry[OpImpl] = Registry("MIL op")
 
 
-def op(*names: str, control: bool = False, constexpr: bool = False):
+def op(*names: str, control: bool = False, constexpr: bool = False,
+       moves: bool | Callable[[dict[str, Any]], bool] = False):
     """Register the decorated function under each MIL op name."""
 
     def deco(fn):
         for n in names:
-            OPS.register(n, OpImpl(fn, control, constexpr))
+            OPS.register(n, OpImpl(fn, control, constexpr, moves))
         return fn
 
     return deco

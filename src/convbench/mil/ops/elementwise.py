@@ -85,7 +85,7 @@ def select(cond, a, b):
     return torch.where(cond.bool(), a, b)
 
 
-@op("cast")
+@op("cast", moves=True)  # from the stored value: fp16 -> fp32 exact, rounding once
 def cast(x, dtype):
     from convbench.mil.dtypes import STORAGE
 

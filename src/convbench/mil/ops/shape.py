@@ -12,7 +12,7 @@ from convbench.mil.ops import op
 from convbench.mil.ops._util import axis, flags, ints, scalar
 
 
-@op("reshape")
+@op("reshape", moves=True)
 def reshape(x, shape):
     s = ints(shape)
     if len(s) == x.dim():  # 0 inherits the input's dimension when ranks agree
@@ -20,12 +20,12 @@ def reshape(x, shape):
     return x.reshape(s)
 
 
-@op("transpose")
+@op("transpose", moves=True)
 def transpose(x, perm):
     return x.permute(ints(perm))
 
 
-@op("squeeze")
+@op("squeeze", moves=True)
 def squeeze(x, axes):
     if axes is None:
         return x.reshape([d for d in x.shape if d != 1])
@@ -33,7 +33,7 @@ def squeeze(x, axes):
     return x.reshape([d for i, d in enumerate(x.shape) if i not in dims])
 
 
-@op("expand_dims")
+@op("expand_dims", moves=True)
 def expand_dims(x, axes):
     rank = x.dim() + len(ints(axes))
     for a in sorted(axis(a, rank) for a in ints(axes)):
@@ -41,13 +41,13 @@ def expand_dims(x, axes):
     return x
 
 
-@op("flatten2d")
+@op("flatten2d", moves=True)
 def flatten2d(x, axis):
     a = int(scalar(axis)) % x.dim() if x.dim() else 0
     return x.reshape(math.prod(x.shape[:a]), math.prod(x.shape[a:]))
 
 
-@op("concat")
+@op("concat", moves=True)
 def concat(values, axis, interleave):
     values = [v if isinstance(v, torch.Tensor) else torch.as_tensor(v) for v in values]
     dtype = values[0].dtype
@@ -66,12 +66,12 @@ def _axis(a, rank):
     return axis(a, rank)
 
 
-@op("stack")
+@op("stack", moves=True)
 def stack(values, axis):
     return torch.stack(values, dim=_axis(axis, values[0].dim() + 1))
 
 
-@op("split")
+@op("split", moves=True)
 def split(x, num_splits, split_sizes, axis):
     a = _axis(axis, x.dim())
     if split_sizes is not None:
@@ -79,7 +79,7 @@ def split(x, num_splits, split_sizes, axis):
     return tuple(torch.chunk(x, int(scalar(num_splits)), dim=a))
 
 
-@op("slice_by_index")
+@op("slice_by_index", moves=True)
 def slice_by_index(x, begin, end, stride, begin_mask, end_mask, squeeze_mask):
     """numpy slicing x[b0:e0:s0, ...]; masks drop begin/end; squeeze_mask picks one index."""
     rank = x.dim()
@@ -103,7 +103,7 @@ def slice_by_index(x, begin, end, stride, begin_mask, end_mask, squeeze_mask):
     return x
 
 
-@op("slice_by_size")
+@op("slice_by_size", moves=True)
 def slice_by_size(x, begin, size):
     for d, (b, n) in enumerate(zip(ints(begin), ints(size))):
         b = b + x.shape[d] if b < 0 else b
@@ -116,7 +116,7 @@ def _index(indices, size):
     return torch.where(idx < 0, idx + size, idx)
 
 
-@op("gather")
+@op("gather", moves=True)
 def gather(x, indices, axis, batch_dims=None, validate_indices=None):
     if batch_dims is not None and int(scalar(batch_dims)) != 0:
         raise NotImplementedError("gather with batch_dims > 0")
@@ -126,13 +126,13 @@ def gather(x, indices, axis, batch_dims=None, validate_indices=None):
     return out.reshape(list(x.shape[:a]) + list(idx.shape) + list(x.shape[a + 1:]))
 
 
-@op("gather_along_axis")
+@op("gather_along_axis", moves=True)
 def gather_along_axis(x, indices, axis, validate_indices=None):
     a = _axis(axis, x.dim())
     return torch.gather(x, a, _index(indices, x.shape[a]))
 
 
-@op("gather_nd")
+@op("gather_nd", moves=True)
 def gather_nd(x, indices, batch_dims=None, validate_indices=None):
     if batch_dims is not None and int(scalar(batch_dims)) != 0:
         raise NotImplementedError("gather_nd with batch_dims > 0")
@@ -141,6 +141,11 @@ def gather_nd(x, indices, batch_dims=None, validate_indices=None):
 
 
 _SCATTER = {"update": None, "add": "sum", "mul": "prod", "max": "amax", "min": "amin"}
+
+
+def _updates(fixed) -> bool:
+    """A scatter that writes its updates as they are (no arithmetic) only moves values."""
+    return fixed.get("mode") == "update"
 
 
 def _scatter_into(data, a, index, updates, mode):
@@ -155,7 +160,7 @@ def _scatter_into(data, a, index, updates, mode):
     return data.scatter_reduce(a, index, updates, _SCATTER[mode])
 
 
-@op("scatter")
+@op("scatter", moves=_updates)
 def scatter(data, indices, updates, axis, mode, validate_indices=None):
     a = _axis(axis, data.dim())
     idx = _index(indices, data.shape[a]).reshape(-1)
@@ -165,7 +170,7 @@ def scatter(data, indices, updates, axis, mode, validate_indices=None):
     return _scatter_into(data, a, index, updates.to(data.dtype), mode)
 
 
-@op("scatter_along_axis")
+@op("scatter_along_axis", moves=_updates)
 def scatter_along_axis(data, indices, updates, axis, mode, validate_indices=None):
     a = _axis(axis, data.dim())
     return _scatter_into(data, a, _index(indices, data.shape[a]), updates.to(data.dtype), mode)
@@ -198,7 +203,7 @@ def shape(x):
     return torch.tensor(list(x.shape), dtype=torch.int32)
 
 
-@op("tile")
+@op("tile", moves=True)
 def tile(x, reps):
     return x.repeat(ints(reps))
 
@@ -210,13 +215,13 @@ def range_1d(end, start, step):
     return torch.arange(scalar(start), scalar(end), scalar(step), dtype=dtype)
 
 
-@op("reverse")
+@op("reverse", moves=True)
 def reverse(x, axes):
     dims = list(range(x.dim())) if axes is None else [axis(a, x.dim()) for a in ints(axes)]
     return torch.flip(x, dims)
 
 
-@op("depth_to_space")
+@op("depth_to_space", moves=True)
 def depth_to_space(x, block_size):
     """TensorFlow's DepthToSpace in NCHW ("DCR": the block offset is the outer part of the
     channel index), which coremltools' TF frontend maps here; PyTorch's pixel_shuffle ("CRD")
@@ -227,7 +232,7 @@ def depth_to_space(x, block_size):
     return y.reshape(n, c // (b * b), h * b, w * b)
 
 
-@op("space_to_depth")
+@op("space_to_depth", moves=True)
 def space_to_depth(x, block_size):
     """TensorFlow's SpaceToDepth in NCHW: the inverse of `depth_to_space`."""
     b = int(scalar(block_size))
@@ -236,7 +241,7 @@ def space_to_depth(x, block_size):
     return y.reshape(n, c * b * b, h // b, w // b)
 
 
-@op("pixel_shuffle")
+@op("pixel_shuffle", moves=True)
 def pixel_shuffle(x, upscale_factor):
     return F.pixel_shuffle(x, int(scalar(upscale_factor)))
 
