@@ -34,6 +34,7 @@ def cell(framework="torch", model="lenet5", dataset="mnist", fmt="onnx", run=0, 
     for name, a in (attacks or {}).items():
         fw = {"attack": name, "direction": "forward"}
         m.extend([Metric("inputs", a["n"], "count", **fw),
+                  Metric("unperturbed", a.get("same", 0), "count", **fw),
                   Metric("misclassification", a["miss"][0], "ratio", role="original", **fw),
                   Metric("misclassification", a["miss"][1], "ratio", role="converted", **fw),
                   Metric("correct_only", a["only"][0], "count", role="original", **fw),
