@@ -61,6 +61,11 @@ def test_numbers_equal_the_stores(synthetic):
     assert "| torch lenet5 mnist -> onnx run 0 | converted | 1 |" in text
     w = wilcoxon_paired(LAT_O, LAT_C)
     assert f"| 128 | 6 | {w['p']:.3g} | {w['effect']:+.2f} | significant |" in text
+    # formats by models: the six lenet5 runs kept their accuracy, the lstm's conversion failed
+    matrix = text[text.index("## Formats by model"):text.index("## RQ1")]
+    assert "| framework | model | dataset | onnx | coreml |" in matrix
+    assert "| keras | lstm | imdb |  | failed: converter_crash |" in matrix
+    assert "| torch | lenet5 | mnist | +0.00% |  |" in matrix
     assert "| fgsm | 100 ± 0 | 0 ± 0 | 40.0% ± 0.0% | 40.0% ± 0.0% | 0.0 ± 0.0 | 1 |" in text
     assert "| failed | converter_crash | 1 |" in text and "IndexError: boom" in text
     assert "| attack | boundary | failed | boundary boom |" in text

@@ -40,7 +40,22 @@ def test_wrong_format_is_refused(trained):
         RUNNERS.get("onnxruntime")(trained["torch"].artifact)
 
 
+def test_openvino_and_litert_runners(trained, digits_test, tmp_path):
+    x, _ = digits_test
+    ov_art = convert(trained["torch"].artifact, "openvino", tmp_path).artifact
+    with open_runner(ov_art, threads=1) as r:
+        assert r.describe() == {"runtime": "openvino", "threads": 1, "precision": "f32"}
+        assert r.infer(x[:5]).shape == (5, 10) and r.infer(x[:1]).shape == (1, 10)
+    tfl = convert(trained["keras"].artifact, "tflite", tmp_path).artifact
+    with open_runner(tfl, threads=1) as r:
+        xk = x[:5].transpose(0, 2, 3, 1)
+        a, b = r.infer(xk), r.infer(xk[:2])  # the input is resized between batch sizes
+        np.testing.assert_array_equal(a[:2], b)
+        assert r.describe() == {"runtime": "litert", "threads": 1}
+
+
 def test_every_runner_is_tested():
-    assert set(RUNNERS.names()) <= {"torch", "keras", "onnxruntime", "coreml"}
+    assert set(RUNNERS.names()) <= {"torch", "keras", "onnxruntime", "coreml", "openvino",
+                                    "litert"}
     for name in RUNNERS.names():
         assert RUNNERS.get(name).available()[0]

@@ -34,7 +34,7 @@ def test_missing_spec_file(tmp_path):
         load_spec(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("name", ["demo", "quick", "paper"])
+@pytest.mark.parametrize("name", ["demo", "quick", "paper", "formats"])
 def test_examples_are_valid(name):
     spec = load_spec(EXAMPLES / f"{name}.yaml")
     assert spec.name == name

@@ -103,17 +103,16 @@ def _floats(text: str, option: str, count: int | None = None) -> list[float]:
 
 
 def _convert_options(args, target: str) -> dict:
-    """Converter options for one target from the command line (those of the file's framework
-    are used by its converter; the others are ignored by it)."""
-    from convbench.convert import resolve_target
+    """Converter options for one target from the command line: the arguments its format's
+    plug-in maps to options (those of another source framework are ignored by its converter)."""
+    from convbench.formats import targets
 
-    fmt = resolve_target(target)[0]
-    if fmt == "onnx":
-        extra = {"opset": args.opset, "exporter": args.exporter if args.exporter != "dynamo"
-                 else None, "optimization": args.ort_optimization}
-    else:
-        extra = {"minimum_deployment_target": args.coreml_target,
-                 "source": args.coreml_source if args.coreml_source != "trace" else None}
+    fmt = targets()[target][0] if target in targets() else None
+    if fmt is None:
+        from convbench.convert import resolve_target
+
+        resolve_target(target)  # raises, naming the known targets
+    extra = {option: getattr(args, arg, None) for option, arg in fmt.cli.items()}
     return {k: v for k, v in extra.items() if v is not None}
 
 

@@ -17,6 +17,14 @@ def _data_dir(p: argparse.ArgumentParser) -> None:
                    "user cache dir)")
 
 
+def _targets_help() -> str:
+    """Each conversion target and what it is, from the format plug-ins."""
+    from convbench.formats import targets
+
+    return ", ".join(f"{name} ({t.about})" if t.about else name
+                     for name, (_, t) in targets().items())
+
+
 def _coreml_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coreml-engine", choices=["native", "interpreter"],
                    help="run Core ML models with Apple's runtime (macOS) or convbench's "
@@ -98,14 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "3,224,224, when the model does not declare it (digits are resized to it)")
     p.add_argument("--spec-out", metavar="FILE", help="also write the study spec of this "
                    "assessment, to rerun it with `convbench run FILE`")
-    p.add_argument("--to", default="onnx", help="targets, comma-separated: onnx, coreml "
-                   "(FP16 ML Program), coreml-fp32, coreml-nn (NeuralNetwork .mlmodel)")
+    p.add_argument("--to", default="onnx", help="targets, comma-separated: " + _targets_help())
     p.add_argument("--n", type=int, default=None, help="test subset size (default: all)")
     p.add_argument("--opset", type=int, default=None)
-    p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
-                   help="PyTorch -> ONNX exporter")
-    p.add_argument("--coreml-source", choices=["trace", "export"], default="trace",
-                   help="PyTorch -> Core ML: traced TorchScript or torch.export")
+    p.add_argument("--exporter", choices=["dynamo", "torchscript"],
+                   help="PyTorch -> ONNX exporter (default dynamo)")
+    p.add_argument("--coreml-source", choices=["trace", "export"],
+                   help="PyTorch -> Core ML: traced TorchScript (default) or torch.export")
     p.add_argument("--ort-optimization", choices=["basic", "extended", "all"],
                    help="an ONNX source: the ONNX Runtime graph optimisation level whose "
                    "optimised graph is compared with the source (default all)")

@@ -3,19 +3,17 @@
 `convert(artifact, target, out_dir, **options) -> Conversion` picks the converter registered for
 (source format, target format), caches its output by content hash, and turns any failure into a
 categorised `Conversion` instead of an exception. A target is a format or a named variant of one
-(`TARGETS`): "coreml" is an FP16 ML Program, "coreml-fp32" an FP32 one, "coreml-nn" the
-NeuralNetwork `.mlmodel` format the study used.
+(`TARGETS`, declared by the format plug-ins in `convbench.formats`): "coreml" is an FP16 ML
+Program, "coreml-fp32" an FP32 one, "coreml-nn" the NeuralNetwork `.mlmodel` format the study
+used.
 """
 
 from convbench.convert.base import CONVERTERS, TARGETS, Conversion, Converter, convert, \
     resolve_target
+from convbench.formats import FORMATS
 
-CONVERTERS.register_lazy("onnx_from_torch", "convbench.convert.onnx_from_torch:OnnxFromTorch")
-CONVERTERS.register_lazy("onnx_from_keras", "convbench.convert.onnx_from_keras:OnnxFromKeras")
-CONVERTERS.register_lazy("onnx_from_onnx", "convbench.convert.onnx_from_onnx:OnnxFromOnnx")
-CONVERTERS.register_lazy("coreml_from_torch",
-                         "convbench.convert.coreml_from_torch:CoremlFromTorch")
-CONVERTERS.register_lazy("coreml_from_keras",
-                         "convbench.convert.coreml_from_keras:CoremlFromKeras")
+for _fmt in FORMATS.names():  # each format plug-in names its converters
+    for _source, _path in FORMATS.get(_fmt).converters.items():
+        CONVERTERS.register_lazy(f"{_fmt}_from_{_source}", _path)
 
 __all__ = ["CONVERTERS", "TARGETS", "Conversion", "Converter", "convert", "resolve_target"]

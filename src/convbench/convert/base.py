@@ -12,18 +12,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+from convbench.formats import targets
 from convbench.records import Artifact, Category, write_atomic
 from convbench.registry import Registry
 
 CONVERTERS: Registry[type["Converter"]] = Registry("converter")
 
-#: Conversion targets: name -> (format, default converter options).
+#: Conversion targets: name -> (format, default converter options), from the format plug-ins.
 TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "onnx": ("onnx", {}),
-    "coreml": ("coreml", {"convert_to": "mlprogram", "precision": "fp16"}),
-    "coreml-fp32": ("coreml", {"convert_to": "mlprogram", "precision": "fp32"}),
-    "coreml-nn": ("coreml", {"convert_to": "neuralnetwork"}),
-}
+    name: (fmt.name, dict(t.options)) for name, (fmt, t) in targets().items()}
 
 
 def resolve_target(name: str) -> tuple[str, dict[str, Any]]:
@@ -66,6 +63,19 @@ class Converter:
     target: ClassVar[str]
     suffix: ClassVar[str]
     packages: ClassVar[tuple[str, ...]] = ()  # whose versions are recorded
+    #: modules the converter imports that the base install may lack -> what installs them
+    requires: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def missing(cls) -> str:
+        """Why this converter cannot run here ("" when it can): a package it needs, and the
+        command that installs it."""
+        import importlib.util
+
+        absent = [pip for module, pip in cls.requires.items()
+                  if importlib.util.find_spec(module) is None]
+        return (f"{cls.__name__} needs {', '.join(absent)}, not installed here: "
+                f"pip install {' '.join(absent)}") if absent else ""
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -160,6 +170,9 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
     options = {**defaults, **{k: v for k, v in options.items() if v is not None}}
     name = find_converter(src.format, fmt)
     cls = CONVERTERS.get(name)
+    why = cls.missing()
+    if why:  # a cell that cannot run here is skipped, with the install command
+        return Conversion(name, Category.UNAVAILABLE, message=why, options=options)
     conv = cls(**options)
     versions = _versions(cls.packages)
     # what the converter is told about the input enters the key too (a user's model can be

@@ -313,6 +313,36 @@ def _outcomes(cells: Cells) -> Section:
     return s
 
 
+def _formats(cells: Cells) -> Section:
+    """Formats by models: each conversion's outcome, and its accuracy change where it ran."""
+    from convbench.formats import targets
+
+    order = {name: i for i, name in enumerate(targets())}
+    fmts = sorted({c.key.format for c in cells}, key=lambda f: (order.get(f, len(order)), f))
+    rows: dict[tuple[str, str, str], dict[str, Cells]] = defaultdict(lambda: defaultdict(list))
+    for c in cells:
+        rows[(c.key.framework, c.key.model, c.key.dataset)][c.key.format].append(c)
+
+    def entry(group: Cells) -> str:
+        if not group:
+            return ""
+        bad = [c for c in group if c.status is not Status.OK]
+        if bad:
+            return f"{bad[0].status.value}: {bad[0].category.value}" + \
+                (f" ({len(bad)} of {len(group)})" if len(group) > 1 else "")
+        change = [(c.metrics.get("accuracy", role="converted") or np.nan)
+                  - (c.metrics.get("accuracy", role="original") or np.nan) for c in group]
+        return f"{np.mean(change):+.2%}"
+
+    s = Section("Formats by model")
+    s.blocks.append("Each conversion's outcome; where it ran, the converted model's accuracy "
+                    "minus the original's (mean over runs).")
+    s.blocks.append(Table(["framework", "model", "dataset", *fmts],
+                          [[*k, *(entry(v.get(f, [])) for f in fmts)]
+                           for k, v in sorted(rows.items())]))
+    return s
+
+
 def _findings(cells: Cells) -> Section:
     found = compare(cells)
     used = sorted({i for f in found for i in f.sources})
@@ -354,8 +384,8 @@ def build_report(store_path: str | Path, out_dir: str | Path) -> tuple[Path, Pat
             f"Built from {Path(store_path).resolve()} on "
             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC: {len(cells)} cells of the "
             f"studies {', '.join(sorted({c.study or '-' for c in cells})) or '-'}."])
-        sections = [intro, _rq1(groups), _rq2(groups, holds), _rq3(groups), _findings(cells),
-                    _outcomes(cells), _environment(store, cells)]
+        sections = [intro, _formats(cells), _rq1(groups), _rq2(groups, holds), _rq3(groups),
+                    _findings(cells), _outcomes(cells), _environment(store, cells)]
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for s in sections:

@@ -13,15 +13,19 @@ from convbench.registry import Registry
 
 RUNNERS: Registry[type["Runner"]] = Registry("runtime")
 
-#: The runtime a format runs on when the study does not say.
-DEFAULT_RUNTIME = {"torch": "torch", "keras": "keras", "onnx": "onnxruntime", "coreml": "coreml"}
+#: The runtime a framework's own model runs on (an exchange format's is its plug-in's).
+FRAMEWORK_RUNTIME = {"torch": "torch", "keras": "keras"}
 
 
 def default_runtime(fmt: str) -> str:
-    try:
-        return DEFAULT_RUNTIME[fmt]
-    except KeyError:
-        raise ValueError(f"no default runtime for format {fmt!r}") from None
+    """The runtime a format (or a framework's own model) runs on when the study does not say."""
+    from convbench.formats import FORMATS
+
+    if fmt in FRAMEWORK_RUNTIME:
+        return FRAMEWORK_RUNTIME[fmt]
+    if fmt in FORMATS:
+        return FORMATS.get(fmt).runtime
+    raise ValueError(f"no default runtime for format {fmt!r}")
 
 
 class Runner:
@@ -112,6 +116,18 @@ class Runner:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def in_fixed_batches(x: np.ndarray, fixed: int, run) -> np.ndarray:
+    """`run` over `x` in batches of a model's fixed batch size, the last one padded with its
+    own last row (and the padding's outputs dropped)."""
+    outs = []
+    for i in range(0, len(x), fixed):
+        part = x[i:i + fixed]
+        if len(part) < fixed:
+            part = np.concatenate([part, np.repeat(part[-1:], fixed - len(part), 0)])
+        outs.append(run(part))
+    return np.concatenate(outs)[:len(x)]
 
 
 def open_runner(artifact: Artifact, runtime: str | None = None, **options: Any) -> Runner:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convbench.runtimes.base import Runner
+from convbench.runtimes.base import Runner, in_fixed_batches
 
 
 #: ONNX Runtime's graph optimisation levels by the names convbench takes.
@@ -50,14 +50,8 @@ class OrtRunner(Runner):
     def infer(self, x: np.ndarray) -> np.ndarray:
         if self._fixed is None or len(x) == self._fixed:
             return self.session.run(None, {self._input: x})[0]
-        f = self._fixed
-        outs = []
-        for i in range(0, len(x), f):
-            part = x[i:i + f]
-            if len(part) < f:  # pad the last run to the fixed batch, keep its own rows
-                part = np.concatenate([part, np.repeat(part[-1:], f - len(part), 0)])
-            outs.append(self.session.run(None, {self._input: part})[0])
-        return np.concatenate(outs)[:len(x)]
+        return in_fixed_batches(x, self._fixed,
+                                lambda part: self.session.run(None, {self._input: part})[0])
 
     def describe(self):
         return {**super().describe(), "providers": getattr(self, "providers", None),

@@ -9,9 +9,15 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("convbench", "numpy", "torch", "tensorflow-cpu", "tensorflow", "keras", "onnx",
-            "onnxruntime", "onnxscript", "tf2onnx", "coremltools", "scikit-learn",
-            "adversarial-robustness-toolbox")
+def _packages() -> tuple[str, ...]:
+    from convbench.formats import packages
+
+    base = ("convbench", "numpy", "torch", "tensorflow-cpu", "tensorflow", "keras",
+            "scikit-learn", "adversarial-robustness-toolbox")
+    return tuple(dict.fromkeys(base + packages()))
+
+
+PACKAGES = _packages()
 
 
 def _cpu() -> str:

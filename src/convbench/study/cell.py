@@ -220,6 +220,8 @@ def convert_and_compare(result: CellResult, original: Artifact, x: np.ndarray, y
         conv = convert(original, result.key.format, cache_dir() / "converted",
                        **convert_options)
     result.info["conversion"] = {k: v for k, v in asdict(conv).items() if k != "artifact"}
+    if conv.category is Category.UNAVAILABLE:
+        raise CellSkipped(conv.category, conv.message)
     if not conv.ok:
         raise CellFailure(conv.category, conv.message)
     result.artifacts["converted"] = conv.artifact

@@ -1,0 +1,20 @@
+"""Core ML: ML Program (FP16 or FP32) and NeuralNetwork models from coremltools; run by Apple's
+runtime on macOS and by convbench's interpreters anywhere."""
+
+from convbench.formats.base import Format, Target
+
+FORMAT = Format(
+    name="coreml",
+    title="Core ML",
+    converters={"torch": "convbench.convert.coreml_from_torch:CoremlFromTorch",
+                "keras": "convbench.convert.coreml_from_keras:CoremlFromKeras"},
+    runtimes={"coreml": "convbench.runtimes.coreml_runner:CoremlRunner"},
+    targets=(Target("coreml", {"convert_to": "mlprogram", "precision": "fp16"},
+                    "ML Program, FP16 compute precision, coremltools' default"),
+             Target("coreml-fp32", {"convert_to": "mlprogram", "precision": "fp32"},
+                    "ML Program, FP32"),
+             Target("coreml-nn", {"convert_to": "neuralnetwork"},
+                    "NeuralNetwork .mlmodel, the study's format")),
+    packages=("coremltools",),
+    cli={"minimum_deployment_target": "coreml_target", "source": "coreml_source"},
+)

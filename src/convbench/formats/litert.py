@@ -1,0 +1,18 @@
+"""LiteRT (TensorFlow Lite) flatbuffers: from Keras with TensorFlow's converter, from PyTorch
+with `litert-torch` (optional); run with `ai-edge-litert`'s interpreter."""
+
+from convbench.formats.base import Format, Target
+
+_CONVERTER = "convbench.convert.litert_from_source:"
+
+FORMAT = Format(
+    name="litert",
+    title="LiteRT",
+    converters={"keras": _CONVERTER + "LitertFromKeras",
+                "torch": _CONVERTER + "LitertFromTorch"},
+    runtimes={"litert": "convbench.runtimes.litert_runner:LitertRunner"},
+    targets=(Target("tflite", {"precision": "fp32"}, "LiteRT flatbuffer, FP32"),
+             Target("tflite-fp16", {"precision": "fp16"},
+                    "LiteRT flatbuffer, post-training FP16 weights")),
+    packages=("ai-edge-litert", "litert-torch"),
+)

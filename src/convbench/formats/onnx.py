@@ -1,0 +1,16 @@
+"""ONNX: exported from PyTorch (dynamo or TorchScript exporter) and Keras (tf2onnx), or a user's
+ONNX file compared with ONNX Runtime's optimised graph; run on ONNX Runtime."""
+
+from convbench.formats.base import Format, Target
+
+FORMAT = Format(
+    name="onnx",
+    title="ONNX",
+    converters={"torch": "convbench.convert.onnx_from_torch:OnnxFromTorch",
+                "keras": "convbench.convert.onnx_from_keras:OnnxFromKeras",
+                "onnx": "convbench.convert.onnx_from_onnx:OnnxFromOnnx"},
+    runtimes={"onnxruntime": "convbench.runtimes.ort_runner:OrtRunner"},
+    targets=(Target("onnx", {}, "ONNX graph, run on ONNX Runtime"),),
+    packages=("onnx", "onnxruntime", "onnxscript", "tf2onnx"),
+    cli={"opset": "opset", "exporter": "exporter", "optimization": "ort_optimization"},
+)

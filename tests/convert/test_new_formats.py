@@ -1,0 +1,157 @@
+"""OpenVINO IR and LiteRT: every target from both frameworks (where a route exists), run on
+their runtimes; FP32 routes match the original's probabilities to 1e-5, FP16 weights keep the
+labels; a missing optional converter and a converter's own failure are recorded results."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import need_data
+from convbench.convert import convert
+from convbench.formats import FORMATS, targets
+from convbench.models import to_layout
+from convbench.records import Category
+from convbench.runtimes import open_runner
+from convbench.training import preset_config, train
+
+REPO = Path(__file__).resolve().parents[2]
+FP32 = ["openvino", "openvino-onnx", "tflite"]
+FP16 = ["openvino-fp16", "tflite-fp16"]
+NEW = FP32 + FP16
+
+
+def _outputs(art, x):
+    layout = "keras" if art.meta.get("layout") == "nhwc" else "torch"
+    with open_runner(art, threads=2) as r:
+        return r.infer_all(to_layout(x, layout), 64), r.describe()
+
+
+def _converted(src, target, tmp_path):
+    conv = convert(src, target, tmp_path)
+    if src.format == "torch" and target.startswith("tflite"):
+        pytest.skip("PyTorch -> LiteRT needs litert-torch (tested below as unavailable)")
+    assert conv.ok, conv.message
+    return conv
+
+
+@pytest.mark.parametrize("target", NEW)
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_lenet5_on_each_new_target(trained, digits_test, framework, target, tmp_path):
+    x, y = digits_test
+    src = trained[framework].artifact
+    conv = _converted(src, target, tmp_path)
+    ref, _ = _outputs(src, x)
+    got, described = _outputs(conv.artifact, x)
+    err = np.abs(got - ref).max()
+    if target in FP32:
+        assert err <= 1e-5, err
+    else:  # FP16 weights: rounding of 2^-11 relative per weight, labels kept
+        assert 1e-7 < err < 1e-2, err
+        assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.99
+    if conv.artifact.format == "openvino":
+        assert described["precision"] == "f32"  # not the CPU plugin's own bf16 default
+        assert conv.artifact.meta["route"] == ("onnx" if target == "openvino-onnx" else "direct")
+        assert conv.artifact.meta["weights"] == ("fp16" if target in FP16 else "fp32")
+    else:
+        assert conv.artifact.meta["batch"] == "dynamic"
+    # one sample and an odd batch run too (the batch axis is free)
+    assert _outputs(conv.artifact, x[:3])[0].shape == (3, 10)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_a_recurrent_model_on_openvino_and_litert(framework, tmp_path):
+    need_data("imdb")
+    from convbench.training.run import dataset_for
+
+    cfg = preset_config("smoke", framework, "gru", "imdb", epochs=2, n_train=1000)
+    src = train(cfg, tmp_path).artifact
+    x, _, _ = dataset_for("gru", "imdb", **cfg.data_options).arrays("test", n=100)
+    ref, _ = _outputs(src, x)
+    for target in ("openvino", "tflite"):
+        if framework == "torch" and target == "tflite":
+            continue
+        conv = convert(src, target, tmp_path)
+        assert conv.ok, conv.message
+        got, _ = _outputs(conv.artifact, x)
+        assert np.abs(got - ref).max() <= 1e-5
+        if target == "tflite":
+            # Keras' GRU lowers to tensor lists that need static shapes: the batch is fixed
+            # at 1 and the dynamic route's error kept
+            assert conv.artifact.meta["batch"] == "fixed"
+            assert "static" in conv.artifact.meta["batch_route_fallbacks"][0]["error"]
+
+
+def test_litert_from_pytorch_without_litert_torch_is_unavailable(trained, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("litert_torch") is not None:
+        pytest.skip("litert-torch is installed here")
+    conv = convert(trained["torch"].artifact, "tflite", tmp_path)
+    assert conv.category is Category.UNAVAILABLE
+    assert "pip install litert-torch" in conv.message
+
+
+def test_a_study_cell_whose_converter_is_missing_is_skipped(trained, digits_test, tmp_path):
+    import importlib.util
+
+    from convbench.records import CellKey, CellResult
+    from convbench.study.cell import CellSkipped, MeasureOptions, convert_and_compare
+
+    if importlib.util.find_spec("litert_torch") is not None:
+        pytest.skip("litert-torch is installed here")
+    x, y = digits_test
+    result = CellResult(CellKey("torch", "lenet5", "digits", "tflite", "litert"))
+    with pytest.raises(CellSkipped, match="pip install litert-torch") as e:
+        convert_and_compare(result, trained["torch"].artifact, x[:20], y[:20], {},
+                            MeasureOptions(latency_batch_sizes=[], memory=False))
+    assert e.value.category is Category.UNAVAILABLE
+
+
+def test_converter_failures_are_recorded_with_their_category(trained, tmp_path, monkeypatch):
+    import openvino as ov
+    import tensorflow as tf
+
+    def unsupported(*a, **k):
+        raise RuntimeError("OpConversionFailure: operation aten::foo is not supported")
+
+    monkeypatch.setattr(ov, "convert_model", unsupported)
+    conv = convert(trained["torch"].artifact, "openvino", tmp_path)
+    assert conv.category is Category.UNSUPPORTED_OPERATOR and "aten::foo" in conv.message
+
+    class Broken:
+        def convert(self):
+            raise RuntimeError("flatbuffer writer failed")
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_saved_model", lambda path: Broken())
+    conv = convert(trained["keras"].artifact, "tflite", tmp_path)
+    assert conv.category is Category.CONVERTER_CRASH and "flatbuffer" in conv.message
+
+
+def test_openvino_runs_at_the_precision_asked(trained, digits_test, tmp_path):
+    x, _ = digits_test
+    conv = _converted(trained["torch"].artifact, "openvino", tmp_path)
+    ref, _ = _outputs(trained["torch"].artifact, x[:200])
+    with open_runner(conv.artifact, precision="bf16") as r:
+        low = r.infer(x[:200])
+        assert r.describe()["precision"] == "bf16"
+    # bf16 keeps 8 bits of mantissa: visibly off from the f32 run, yet the same digits mostly
+    assert 1e-4 < np.abs(low - ref).max() < 0.2
+    with pytest.raises(Exception, match="precision 'f8'"):
+        open_runner(conv.artifact, precision="f8")
+
+
+def test_every_format_has_converter_and_runner_tests_and_a_readme_row():
+    """The plug-in contract: a format registered without its tests or its README rows fails
+    here."""
+    tests = "\n".join(p.read_text() for p in (REPO / "tests").rglob("test_*.py"))
+    readme = (REPO / "README.md").read_text()
+    runner_tests = (REPO / "tests" / "runtimes" / "test_runners.py").read_text()
+    for name, (fmt, _) in targets().items():
+        assert re.search(rf"[\"']{re.escape(name)}[\"']", tests), f"no test converts to {name}"
+        assert f"| `{name}` |" in readme, f"README has no row for target {name}"
+    for name in FORMATS.names():
+        for runtime in FORMATS.get(name).runtimes:
+            assert f'"{runtime}"' in runner_tests, f"runtime {runtime} has no runner test"
