@@ -54,6 +54,17 @@ def test_openvino_and_litert_runners(trained, digits_test, tmp_path):
         assert r.describe() == {"runtime": "litert", "threads": 1}
 
 
+def test_a_runtime_whose_package_is_missing_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ai_edge_litert" else real(name, *a))
+    ok, why = RUNNERS.get("litert").available()
+    assert not ok and why == "ai-edge-litert not installed here: pip install ai-edge-litert"
+    assert RUNNERS.get("openvino").available() == (True, "")
+
+
 def test_every_runner_is_tested():
     assert set(RUNNERS.names()) <= {"torch", "keras", "onnxruntime", "coreml", "openvino",
                                     "litert"}

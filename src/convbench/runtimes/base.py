@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import time
 from typing import Any, ClassVar
 
@@ -50,9 +51,17 @@ class Runner:
         self.threads = threads
         self.options = options
 
+    #: modules the runtime imports that the install may lack -> the pip name that installs them
+    requires: ClassVar[dict[str, str]] = {}
+
     @classmethod
     def available(cls, **options: Any) -> tuple[bool, str]:
         """Whether this runtime can run here with these options, and if not, why."""
+        absent = [pip for module, pip in cls.requires.items()
+                  if importlib.util.find_spec(module) is None]
+        if absent:
+            return False, (f"{', '.join(absent)} not installed here: "
+                           f"pip install {' '.join(absent)}")
         return True, ""
 
     def load(self) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from convbench.runtimes.base import Runner, in_fixed_batches
@@ -15,12 +13,7 @@ class LitertRunner(Runner):
 
     name, formats = "litert", ("litert",)
     module = "ai_edge_litert.interpreter"
-
-    @classmethod
-    def available(cls, **options):
-        if importlib.util.find_spec("ai_edge_litert") is None:
-            return False, "the ai-edge-litert package is not installed: pip install ai-edge-litert"
-        return True, ""
+    requires = {"ai_edge_litert": "ai-edge-litert"}
 
     def _load(self):
         from ai_edge_litert.interpreter import Interpreter

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from convbench.runtimes.base import Runner
@@ -20,11 +18,13 @@ class OpenvinoRunner(Runner):
 
     name, formats = "openvino", ("openvino",)
     module = "openvino"
+    requires = {"openvino": "openvino"}
 
     @classmethod
     def available(cls, **options):
-        if importlib.util.find_spec("openvino") is None:
-            return False, "the openvino package is not installed: pip install openvino"
+        ok, why = super().available(**options)
+        if not ok:
+            return ok, why
         precision = options.get("precision", "f32")
         if precision not in PRECISIONS:
             return False, f"precision {precision!r}: give one of {', '.join(PRECISIONS)}"
