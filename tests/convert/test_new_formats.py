@@ -1,4 +1,4 @@
-"""OpenVINO IR and LiteRT: every target from both frameworks (where a route exists), run on
+"""OpenVINO IR, LiteRT and ExecuTorch: every target from both frameworks (where a route exists), run on
 their runtimes; FP32 routes match the original's probabilities to 1e-5, FP16 weights keep the
 labels; a missing optional converter and a converter's own failure are recorded results."""
 
@@ -17,7 +17,7 @@ from convbench.runtimes import open_runner
 from convbench.training import preset_config, train
 
 REPO = Path(__file__).resolve().parents[2]
-FP32 = ["openvino", "openvino-onnx", "tflite"]
+FP32 = ["openvino", "openvino-onnx", "tflite", "executorch", "executorch-portable"]
 FP16 = ["openvino-fp16", "tflite-fp16"]
 NEW = FP32 + FP16
 
@@ -35,8 +35,10 @@ def _converted(src, target, tmp_path):
 
 
 # PyTorch -> LiteRT needs litert-torch, not installed: tested below as unavailable
+# (ExecuTorch takes PyTorch models only: a Keras one is a skipped cell, tested below)
 ROUTES = [(fw, t) for fw in ("torch", "keras") for t in NEW
-          if not (fw == "torch" and t.startswith("tflite"))]
+          if not (fw == "torch" and t.startswith("tflite"))
+          and not (fw == "keras" and t.startswith("executorch"))]
 
 
 @pytest.mark.parametrize("framework, target", ROUTES, ids=[f"{f}-{t}" for f, t in ROUTES])
@@ -56,6 +58,10 @@ def test_lenet5_on_each_new_target(trained, digits_test, framework, target, tmp_
         assert described["precision"] == "f32"  # not the CPU plugin's own bf16 default
         assert conv.artifact.meta["route"] == ("onnx" if target == "openvino-onnx" else "direct")
         assert conv.artifact.meta["weights"] == ("fp16" if target in FP16 else "fp32")
+    elif conv.artifact.format == "executorch":
+        assert conv.artifact.meta["backend"] == ("portable" if "portable" in target
+                                                 else "xnnpack")
+        assert conv.artifact.meta["batch"] == "dynamic"
     else:
         assert conv.artifact.meta["batch"] == "dynamic"
     # one sample and an odd batch run too (the batch axis is free)
@@ -72,6 +78,7 @@ def test_a_recurrent_model_on_openvino_and_litert(framework, tmp_path):
     src = train(cfg, tmp_path).artifact
     x, _, _ = dataset_for("gru", "imdb", **cfg.data_options).arrays("test", n=100)
     ref, _ = _outputs(src, x)
+    # (PyTorch GRU -> ExecuTorch converts, but in ~270 s on 2 cores: too slow for the suite)
     for target in ("openvino", "tflite"):
         if framework == "torch" and target == "tflite":
             continue
@@ -94,6 +101,13 @@ def test_litert_from_pytorch_without_litert_torch_is_unavailable(trained, tmp_pa
     conv = convert(trained["torch"].artifact, "tflite", tmp_path)
     assert conv.category is Category.UNAVAILABLE
     assert "pip install litert-torch" in conv.message
+
+
+def test_a_route_that_does_not_exist_is_an_unavailable_conversion(trained, tmp_path):
+    conv = convert(trained["keras"].artifact, "executorch", tmp_path)
+    assert conv.category is Category.UNAVAILABLE
+    assert conv.message == "no converter from 'keras' to 'executorch': executorch converts " \
+                           "from torch"
 
 
 def test_a_study_cell_whose_converter_is_missing_is_skipped(trained, digits_test, tmp_path):

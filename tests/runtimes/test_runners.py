@@ -52,6 +52,14 @@ def test_openvino_and_litert_runners(trained, digits_test, tmp_path):
         a, b = r.infer(xk), r.infer(xk[:2])  # the input is resized between batch sizes
         np.testing.assert_array_equal(a[:2], b)
         assert r.describe() == {"runtime": "litert", "threads": 1}
+    pte = convert(trained["torch"].artifact, "executorch", tmp_path).artifact
+    with open_runner(pte, threads=1) as r:
+        planned = r.describe()["max_batch"]
+        assert r.describe() == {"runtime": "executorch", "threads": 1, "max_batch": planned}
+        # past the planned batch, the runner loops over it (ExecuTorch itself refuses)
+        a, b = r.infer(x[:planned + 3]), r.infer(x[:1])
+        assert a.shape == (planned + 3, 10)
+        np.testing.assert_allclose(a[:1], b, atol=1e-6)
 
 
 def test_a_runtime_whose_package_is_missing_says_how_to_install_it(monkeypatch):
@@ -67,6 +75,6 @@ def test_a_runtime_whose_package_is_missing_says_how_to_install_it(monkeypatch):
 
 def test_every_runner_is_tested():
     assert set(RUNNERS.names()) <= {"torch", "keras", "onnxruntime", "coreml", "openvino",
-                                    "litert"}
+                                    "litert", "executorch"}
     for name in RUNNERS.names():
         assert RUNNERS.get(name).available()[0]

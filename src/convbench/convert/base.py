@@ -159,8 +159,11 @@ def _versions(names: tuple[str, ...]) -> dict[str, str]:
 def find_converter(source: str, target: str) -> str:
     name = f"{target}_from_{source}"
     if name not in CONVERTERS:
-        routes = ", ".join(CONVERTERS.names())
-        raise ValueError(f"no converter from {source!r} to {target!r}; available: {routes}")
+        from convbench.formats import FORMATS
+
+        takes = sorted(FORMATS.get(target).converters) if target in FORMATS else []
+        raise ValueError(f"no converter from {source!r} to {target!r}"
+                         + (f": {target} converts from {', '.join(takes)}" if takes else ""))
     return name
 
 
@@ -168,7 +171,11 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
     """Convert `src` to `target` under `out_dir`, reusing an earlier identical conversion."""
     fmt, defaults = resolve_target(target)
     options = {**defaults, **{k: v for k, v in options.items() if v is not None}}
-    name = find_converter(src.format, fmt)
+    try:
+        name = find_converter(src.format, fmt)
+    except ValueError as e:  # a route that does not exist is a result: the cell is skipped
+        return Conversion(f"{fmt}_from_{src.format}", Category.UNAVAILABLE, message=str(e),
+                          options=options)
     cls = CONVERTERS.get(name)
     why = cls.missing()
     if why:  # a cell that cannot run here is skipped, with the install command

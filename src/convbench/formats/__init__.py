@@ -13,7 +13,7 @@ from convbench.registry import Registry
 
 FORMATS: Registry[Format] = Registry("format")
 
-_PLUGINS = ("onnx", "coreml", "openvino", "litert")
+_PLUGINS = ("onnx", "coreml", "openvino", "litert", "executorch")
 
 for _name in _PLUGINS:
     FORMATS.register(_name, importlib.import_module(f"convbench.formats.{_name}").FORMAT)
