@@ -103,6 +103,33 @@ def test_litert_from_pytorch_without_litert_torch_is_unavailable(trained, tmp_pa
     assert "pip install litert-torch" in conv.message
 
 
+# compressed variants on the digits test set: the mean absolute change of the probabilities
+# each may make, and the share of labels it must keep (measured: int8 2.3e-4..2.8e-4 and
+# 99.8-100%, FP16 7.8e-6 and 100%, 4-bit palettes 2.7e-3..3.1e-3 and 98.7-99.1%)
+VARIANTS = {"onnx-int8": (1e-3, 0.99), "onnx-fp16": (1e-4, 0.999),
+            "coreml-int8": (1e-3, 0.99), "coreml-palettized": (1e-2, 0.97)}
+
+
+@pytest.mark.parametrize("target", list(VARIANTS))
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_compressed_variants_change_the_outputs_within_their_promise(
+        trained, digits_test, framework, target, tmp_path):
+    x, y = digits_test
+    src = trained[framework].artifact
+    plain = _converted(src, target.split("-")[0] + ("-fp32" if "coreml" in target else ""),
+                       tmp_path)
+    conv = _converted(src, target, tmp_path)
+    assert conv.artifact.meta["variant"] == target.split("-", 1)[1]
+    ref, _ = _outputs(src, x)
+    got, _ = _outputs(conv.artifact, x)
+    err = np.abs(got - ref)
+    mean_bound, keep = VARIANTS[target]
+    assert err.max() > 1e-7 and err.mean() < mean_bound, (err.max(), err.mean())
+    assert (got.argmax(1) == ref.argmax(1)).mean() >= keep
+    if target != "onnx-fp16":  # int8 and 4-bit weights: the file shrinks
+        assert conv.artifact.size_bytes < 0.6 * plain.artifact.size_bytes
+
+
 def test_a_route_that_does_not_exist_is_an_unavailable_conversion(trained, tmp_path):
     conv = convert(trained["keras"].artifact, "executorch", tmp_path)
     assert conv.category is Category.UNAVAILABLE

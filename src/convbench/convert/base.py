@@ -180,7 +180,8 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
     why = cls.missing()
     if why:  # a cell that cannot run here is skipped, with the install command
         return Conversion(name, Category.UNAVAILABLE, message=why, options=options)
-    conv = cls(**options)
+    variant = options.get("variant")  # applied to the converter's output (formats: variants)
+    conv = cls(**{k: v for k, v in options.items() if k != "variant"})
     versions = _versions(cls.packages)
     # what the converter is told about the input enters the key too (a user's model can be
     # assessed at another shape, or its factory's code edited, with the same weights file)
@@ -204,6 +205,8 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
         warnings.simplefilter("always")
         try:
             meta = conv._convert(src, out)
+            if variant:
+                meta = {**meta, **_variant(fmt)(out, variant)}
         except Exception as e:  # a failed conversion is a result, not a crash
             return Conversion(name, cls.classify(e), message=f"{type(e).__name__}: {e}"[:4000],
                               seconds=time.perf_counter() - t0, versions=versions,
@@ -216,6 +219,19 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
              if k not in ("artifact", "category", "cached")}
     write_atomic(record, json.dumps({**saved, "meta": meta}, default=str))
     return result
+
+
+def _variant(fmt: str):
+    """The function that makes a compressed variant of `fmt` (its plug-in's `variants`)."""
+    import importlib
+
+    from convbench.formats import FORMATS
+
+    path = FORMATS.get(fmt).variants
+    if path is None:
+        raise ValueError(f"format {fmt!r} has no compressed variants")
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def _unique(caught) -> list[str]:

@@ -40,6 +40,7 @@ class Format:
     targets: tuple[Target, ...]
     packages: tuple[str, ...] = ()
     cli: dict[str, str] = field(default_factory=dict)
+    variants: str | None = None
 
     @property
     def runtime(self) -> str:
