@@ -34,11 +34,17 @@ def _converted(src, target, tmp_path):
     return conv
 
 
-# PyTorch -> LiteRT needs litert-torch, not installed: tested below as unavailable
+import importlib.util
+
+HAS_EXECUTORCH = importlib.util.find_spec("executorch") is not None
+
+# PyTorch -> LiteRT needs litert-torch, not installed: tested below as unavailable; ExecuTorch
+# is an optional install (convbench[executorch]): without it, its cells are skipped (tested)
 # (ExecuTorch takes PyTorch models only: a Keras one is a skipped cell, tested below)
 ROUTES = [(fw, t) for fw in ("torch", "keras") for t in NEW
           if not (fw == "torch" and t.startswith("tflite"))
-          and not (fw == "keras" and t.startswith("executorch"))]
+          and not (fw == "keras" and t.startswith("executorch"))
+          and (HAS_EXECUTORCH or not t.startswith("executorch"))]
 
 
 @pytest.mark.parametrize("framework, target", ROUTES, ids=[f"{f}-{t}" for f, t in ROUTES])
@@ -128,6 +134,15 @@ def test_compressed_variants_change_the_outputs_within_their_promise(
     assert (got.argmax(1) == ref.argmax(1)).mean() >= keep
     if target != "onnx-fp16":  # int8 and 4-bit weights: the file shrinks
         assert conv.artifact.size_bytes < 0.6 * plain.artifact.size_bytes
+
+
+def test_executorch_without_its_extra_is_unavailable_with_the_install_command(trained,
+                                                                           tmp_path):
+    if HAS_EXECUTORCH:
+        pytest.skip("executorch is installed here (its routes are tested above)")
+    conv = convert(trained["torch"].artifact, "executorch", tmp_path)
+    assert conv.category is Category.UNAVAILABLE
+    assert "pip install 'convbench[executorch]'" in conv.message
 
 
 def test_a_route_that_does_not_exist_is_an_unavailable_conversion(trained, tmp_path):

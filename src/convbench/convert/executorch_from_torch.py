@@ -20,7 +20,7 @@ class ExecutorchFromTorch(Converter):
 
     source, target, suffix = "torch", "executorch", ".pte"
     packages = ("torch", "executorch", "torchao")
-    requires = {"executorch": "executorch"}
+    requires = {"executorch": "'convbench[executorch]'"}
 
     def _convert(self, src: Artifact, out: Path) -> dict:
         import torch

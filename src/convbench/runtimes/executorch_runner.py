@@ -15,7 +15,7 @@ class ExecutorchRunner(Runner):
 
     name, formats = "executorch", ("executorch",)
     module = "executorch.runtime"
-    requires = {"executorch": "executorch"}
+    requires = {"executorch": "'convbench[executorch]'"}
 
     def _load(self):
         from executorch.runtime import Runtime

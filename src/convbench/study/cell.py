@@ -272,8 +272,11 @@ def contained(result: CellResult, memory_limit: int | None) -> CellResult:
     from convbench.limits import memory_message, out_of_memory
     from convbench.progress import current
 
+    # under a cap, a C function that fails without setting an exception failed to allocate
+    null = memory_limit is not None and "returned null without setting an exception" in \
+        result.message.lower()
     if (result.status is Status.FAILED and result.category is not Category.TIMEOUT
-            and out_of_memory(result.message)):
+            and (out_of_memory(result.message) or null)):
         result.category = Category.OUT_OF_MEMORY
         result.message = memory_message(memory_limit, current(), model_files(result),
                                          result.message)
