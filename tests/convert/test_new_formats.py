@@ -1,6 +1,7 @@
-"""OpenVINO IR, LiteRT and ExecuTorch: every target from both frameworks (where a route exists), run on
-their runtimes; FP32 routes match the original's probabilities to 1e-5, FP16 weights keep the
-labels; a missing optional converter and a converter's own failure are recorded results."""
+"""OpenVINO IR, LiteRT and ExecuTorch: every target from both frameworks (where a route exists),
+run on their runtimes; FP32 routes match the original's probabilities to 1e-5, FP16 weights
+keep the labels; a missing optional converter and a converter's own failure are recorded
+results."""
 
 import re
 from pathlib import Path

@@ -105,13 +105,10 @@ def _floats(text: str, option: str, count: int | None = None) -> list[float]:
 def _convert_options(args, target: str) -> dict:
     """Converter options for one target from the command line: the arguments its format's
     plug-in maps to options (those of another source framework are ignored by its converter)."""
-    from convbench.formats import targets
+    from convbench.convert import resolve_target
+    from convbench.formats import FORMATS
 
-    fmt = targets()[target][0] if target in targets() else None
-    if fmt is None:
-        from convbench.convert import resolve_target
-
-        resolve_target(target)  # raises, naming the known targets
+    fmt = FORMATS.get(resolve_target(target)[0])  # an unknown target: an error naming them
     extra = {option: getattr(args, arg, None) for option, arg in fmt.cli.items()}
     return {k: v for k, v in extra.items() if v is not None}
 

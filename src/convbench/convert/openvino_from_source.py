@@ -1,11 +1,11 @@
-"""PyTorch, Keras or ONNX -> OpenVINO IR (`model.xml` + `model.bin` in a `.openvino` folder)
-with `openvino.convert_model` and `openvino.save_model`.
+"""PyTorch, Keras or ONNX -> OpenVINO IR (`model.xml` + `model.bin` in a `.openvino` folder) with
+`openvino.convert_model` and `openvino.save_model`.
 
-Routes (option `route`): "direct" hands OpenVINO the framework's own model (its PyTorch frontend
-traces the `nn.Module`; a Keras model converts in memory); "onnx" converts convbench's ONNX
-export of it (the `onnx` target's converter), so the route's effect is a cell of its own. ONNX
-files convert as they are. The batch axis stays dynamic. `compress_to_fp16` stores the weights in FP16 (`save_model`'s own default;
-the `openvino-fp16` target), off for `openvino`.
+Routes (option `route`): "direct" hands OpenVINO the framework's own model (its PyTorch
+frontend traces the `nn.Module`; a Keras model converts in memory); "onnx" converts convbench's
+ONNX export of it (the `onnx` target's converter), so the route's effect is a cell of its own.
+ONNX files convert as they are. The batch axis stays dynamic. `compress_to_fp16` stores the
+weights in FP16 (`save_model`'s own default; the `openvino-fp16` target), off for `openvino`.
 """
 
 from __future__ import annotations

@@ -30,11 +30,13 @@ class Format:
     `runtimes`: runtime name -> "module:Class" of its runner, the first the default;
     `targets`: the names users convert to; `packages`: distributions whose versions are
     recorded with every result (a converter that needs one the install lacks says so in its
-    `requires`, and its cells are skipped with the install command); `cli`: converter option -> `convbench assess` argument that sets it (None values unset).
+    `requires`, and its cells are skipped with the install command); `cli`: converter option
+    -> the `convbench assess` argument that sets it (None values unset); `variants`:
+    "module:function" that turns a converted file into a compressed variant in place (a
+    target's `variant` option), returning what to add to the artifact's meta.
     """
 
     name: str
-    title: str
     converters: dict[str, str]
     runtimes: dict[str, str]
     targets: tuple[Target, ...]

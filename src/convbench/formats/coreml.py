@@ -5,7 +5,6 @@ from convbench.formats.base import Format, Target
 
 FORMAT = Format(
     name="coreml",
-    title="Core ML",
     converters={"torch": "convbench.convert.coreml_from_torch:CoremlFromTorch",
                 "keras": "convbench.convert.coreml_from_keras:CoremlFromKeras"},
     runtimes={"coreml": "convbench.runtimes.coreml_runner:CoremlRunner"},

@@ -6,7 +6,6 @@ from convbench.formats.base import Format, Target
 
 FORMAT = Format(
     name="executorch",
-    title="ExecuTorch",
     converters={"torch": "convbench.convert.executorch_from_torch:ExecutorchFromTorch"},
     runtimes={"executorch": "convbench.runtimes.executorch_runner:ExecutorchRunner"},
     targets=(Target("executorch", {"backend": "xnnpack"},

@@ -7,7 +7,6 @@ _CONVERTER = "convbench.convert.litert_from_source:"
 
 FORMAT = Format(
     name="litert",
-    title="LiteRT",
     converters={"keras": _CONVERTER + "LitertFromKeras",
                 "torch": _CONVERTER + "LitertFromTorch"},
     runtimes={"litert": "convbench.runtimes.litert_runner:LitertRunner"},

@@ -5,7 +5,6 @@ from convbench.formats.base import Format, Target
 
 FORMAT = Format(
     name="onnx",
-    title="ONNX",
     converters={"torch": "convbench.convert.onnx_from_torch:OnnxFromTorch",
                 "keras": "convbench.convert.onnx_from_keras:OnnxFromKeras",
                 "onnx": "convbench.convert.onnx_from_onnx:OnnxFromOnnx"},

@@ -7,7 +7,6 @@ _CONVERTER = "convbench.convert.openvino_from_source:"
 
 FORMAT = Format(
     name="openvino",
-    title="OpenVINO",
     converters={"torch": _CONVERTER + "OpenvinoFromTorch",
                 "keras": _CONVERTER + "OpenvinoFromKeras",
                 "onnx": _CONVERTER + "OpenvinoFromOnnx"},

@@ -14,9 +14,10 @@ def replay_metrics(x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, p_src: np.nd
                    **fields) -> list[Metric]:
     """Misclassification of both models (`roles`: the one the inputs were crafted on, then
     the other), the inputs the attack left as they were (`unperturbed`: a decision attack that
-    found no adversarial starting point; counted as failures in misclassification), divergence (inputs whose two labels differ), mean absolute output difference,
-    McNemar's test of the two models' correctness, and the perturbation's size (L2 and L-inf
-    for images, the share of substituted words for text)."""
+    found no adversarial starting point; counted as failures in misclassification), divergence
+    (inputs whose two labels differ), mean absolute output difference, McNemar's test of the
+    two models' correctness, and the perturbation's size (L2 and L-inf for images, the share
+    of substituted words for text)."""
     n = len(y)
     l_src, l_dst = p_src.argmax(1), p_dst.argmax(1)
     delta = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(n, -1)
