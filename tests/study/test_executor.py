@@ -74,6 +74,23 @@ def test_a_cell_over_its_memory_limit_is_recorded(tmp_path):
         result.message
 
 
+@pytest.mark.parametrize("said", [
+    "SystemError: <built-in method x> returned NULL without setting an exception",
+    "TorchExportError: Failed to export ... <class 'SystemError'>: error return without "
+    "exception set"])
+def test_a_c_failure_without_exception_under_a_cap_is_out_of_memory(said):
+    from convbench.records import CellResult, Status
+    from convbench.study.cell import contained
+
+    [cell] = _cells()
+    capped = contained(CellResult(cell.key, Status.FAILED, Category.CONVERTER_CRASH, said),
+                       512 * 2 ** 20)
+    assert capped.category is Category.OUT_OF_MEMORY and "512 MiB" in capped.message
+    # with no cap, nothing says memory ran out: the converter's category stands
+    free = contained(CellResult(cell.key, Status.FAILED, Category.CONVERTER_CRASH, said), None)
+    assert free.category is Category.CONVERTER_CRASH and free.message == said
+
+
 def test_a_cell_whose_process_dies_is_recorded_as_a_crash(tmp_path):
     me = psutil.Process()
 

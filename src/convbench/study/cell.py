@@ -272,9 +272,12 @@ def contained(result: CellResult, memory_limit: int | None) -> CellResult:
     from convbench.limits import memory_message, out_of_memory
     from convbench.progress import current
 
-    # under a cap, a C function that fails without setting an exception failed to allocate
-    null = memory_limit is not None and "returned null without setting an exception" in \
-        result.message.lower()
+    # under a cap, a C function that fails without setting an exception failed to allocate;
+    # CPython words it "returned NULL without setting an exception" or "error return without
+    # exception set", depending on where the failure surfaced
+    text = result.message.lower()
+    null = memory_limit is not None and any(
+        s in text for s in ("without setting an exception", "without exception set"))
     if (result.status is Status.FAILED and result.category is not Category.TIMEOUT
             and (out_of_memory(result.message) or null)):
         result.category = Category.OUT_OF_MEMORY
