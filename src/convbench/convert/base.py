@@ -10,11 +10,14 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from convbench.formats import targets
 from convbench.records import Artifact, Category, write_atomic
 from convbench.registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CONVERTERS: Registry[type["Converter"]] = Registry("converter")
 
@@ -33,6 +36,33 @@ def resolve_target(name: str) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"unknown target {name!r}.{suggest(name, list(TARGETS))} "
                          f"Known: {', '.join(TARGETS)}") from None
     return fmt, dict(defaults)
+
+
+@dataclass
+class Calibration:
+    """Sample inputs a quantiser calibrates its activation ranges on (canonical layout: NCHW
+    images), with where they came from; recorded with the conversion and in its cache key."""
+
+    x: "np.ndarray"
+    split: str  # "train", or what else the user's data offered
+    seed: int
+
+    def about(self) -> dict[str, Any]:
+        import numpy as np
+
+        digest = hashlib.sha256(np.ascontiguousarray(self.x).tobytes()).hexdigest()[:16]
+        return {"split": self.split, "n": int(len(self.x)), "seed": self.seed,
+                "sha256": digest}
+
+    def inputs(self, layout: str) -> "np.ndarray":
+        """The samples in a model's layout ("nhwc" or "nchw")."""
+        from convbench.models.spec import to_layout
+
+        return to_layout(self.x, "keras" if layout == "nhwc" else "torch")
+
+
+#: Draws `n` calibration samples (a study: the training split at the cell's seed).
+CalibrationSource = Callable[[int], Calibration]
 
 
 @dataclass
@@ -77,8 +107,17 @@ class Converter:
         return (f"{cls.__name__} needs {', '.join(absent)}, not installed here: "
                 f"pip install {' '.join(absent)}") if absent else ""
 
+    @classmethod
+    def refuses(cls, options: dict[str, Any]) -> str:
+        """Why convbench offers no route through this converter for these options ("" when
+        it does): the cell is skipped with that reason, not counted as the converter's
+        failure."""
+        return ""
+
     def __init__(self, **options: Any) -> None:
         self.options = options
+        #: sample inputs for a quantising target (its `calibration_size` option), else None
+        self.calibration: Calibration | None = None
 
     def output_suffix(self) -> str:
         """File (or package) suffix of the converted model under these options."""
@@ -167,8 +206,11 @@ def find_converter(source: str, target: str) -> str:
     return name
 
 
-def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> Conversion:
-    """Convert `src` to `target` under `out_dir`, reusing an earlier identical conversion."""
+def convert(src: Artifact, target: str, out_dir: str | Path,
+            calibration: CalibrationSource | None = None, **options: Any) -> Conversion:
+    """Convert `src` to `target` under `out_dir`, reusing an earlier identical conversion.
+    A target that quantises activations (option `calibration_size`) draws that many sample
+    inputs from `calibration`."""
     fmt, defaults = resolve_target(target)
     options = {**defaults, **{k: v for k, v in options.items() if v is not None}}
     try:
@@ -177,18 +219,32 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
         return Conversion(f"{fmt}_from_{src.format}", Category.UNAVAILABLE, message=str(e),
                           options=options)
     cls = CONVERTERS.get(name)
-    why = cls.missing()
+    why = cls.refuses(options) or cls.missing()
     if why:  # a cell that cannot run here is skipped, with the install command
         return Conversion(name, Category.UNAVAILABLE, message=why, options=options)
     variant = options.get("variant")  # applied to the converter's output (formats: variants)
-    conv = cls(**{k: v for k, v in options.items() if k != "variant"})
+    conv = cls(**{k: v for k, v in options.items() if k not in ("variant", "calibration_size")})
     versions = _versions(cls.packages)
+    if options.get("calibration_size"):
+        if calibration is None:
+            return Conversion(name, Category.DATA_ERROR, options=options, message=(
+                f"target {target!r} calibrates its quantisation on sample inputs and none were "
+                f"given: a study draws them from the dataset's training split, `convbench "
+                f"assess` from --dataset or --data"))
+        try:
+            conv.calibration = calibration(int(options["calibration_size"]))
+        except Exception as e:
+            return Conversion(name, Category.DATA_ERROR, options=options, message=(
+                f"target {target!r} could not draw its calibration inputs: "
+                f"{type(e).__name__}: {e}"))
+    calibrated = {"calibration": conv.calibration.about()} if conv.calibration else {}
     # what the converter is told about the input enters the key too (a user's model can be
     # assessed at another shape, or its factory's code edited, with the same weights file)
     told = {k: src.meta[k] for k in ("input_shape", "input_dtype", "layout", "free_axes",
                                      "code") if src.meta.get(k)}
     key = hashlib.sha256(json.dumps([src.sha256, name, options, versions] +
-                                    ([told] if told else []), sort_keys=True,
+                                    ([told] if told else []) +
+                                    ([calibrated] if calibrated else []), sort_keys=True,
                                     default=str).encode()).hexdigest()[:16]
     out = Path(out_dir) / f"{Path(src.path).stem}-{target}-{key}{conv.output_suffix()}"
     record = Path(str(out) + ".conversion.json")
@@ -206,7 +262,9 @@ def convert(src: Artifact, target: str, out_dir: str | Path, **options: Any) -> 
         try:
             meta = conv._convert(src, out)
             if variant:
-                meta = {**meta, **_variant(fmt)(out, variant)}
+                meta = {**meta, **_variant(fmt)(out, variant, conv.calibration,
+                                                meta.get("layout", "nchw"))}
+            meta = {**meta, **calibrated}
         except Exception as e:  # a failed conversion is a result, not a crash
             return Conversion(name, cls.classify(e), message=f"{type(e).__name__}: {e}"[:4000],
                               seconds=time.perf_counter() - t0, versions=versions,

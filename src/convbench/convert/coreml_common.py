@@ -11,7 +11,9 @@ from convbench.records import Artifact
 
 def convert_options(options: dict[str, Any]) -> dict[str, Any]:
     """`coremltools.convert` keyword arguments for convbench's Core ML options."""
-    import coremltools as ct
+    from convbench.coreml_import import coremltools
+
+    ct = coremltools()
 
     to = options.get("convert_to", "mlprogram")
     if to not in ("mlprogram", "neuralnetwork"):
@@ -46,7 +48,9 @@ def with_batch_routes(shape: list[int], convert: Callable[[Any, str], dict],
     and the errors of the earlier routes are recorded; when none works, the first error is
     raised with the others'. `free_axes` (of one sample: a sequence the model leaves free)
     stay free in the flexible route, up to 4096."""
-    import coremltools as ct
+    from convbench.coreml_import import coremltools
+
+    ct = coremltools()
 
     flexible = [ct.RangeDim(1, 4096, d) if i in free_axes else d for i, d in enumerate(shape)]
     routes = [("flexible", lambda: ct.Shape((ct.RangeDim(1, 1024, 2), *flexible))),

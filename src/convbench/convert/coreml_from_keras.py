@@ -31,7 +31,9 @@ class CoremlFromKeras(Converter):
             return self._via_twin(src, out)
         if route != "keras":
             raise ValueError(f"route must be 'keras' or 'torch-twin', got {route!r}")
-        import coremltools as ct
+        from convbench.coreml_import import coremltools
+
+        ct = coremltools()
         import numpy as np
 
         from convbench.convert.keras_routes import with_fallbacks

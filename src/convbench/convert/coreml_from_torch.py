@@ -24,7 +24,9 @@ class CoremlFromTorch(Converter):
         return suffix(self.options)
 
     def _convert(self, src: Artifact, out: Path) -> dict:
-        import coremltools as ct
+        from convbench.coreml_import import coremltools
+
+        ct = coremltools()
         import numpy as np
         import torch
 

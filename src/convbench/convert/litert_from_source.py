@@ -5,8 +5,11 @@ Keras: the model is exported as a SavedModel (`Model.export`) and converted with
 the converter needs static shapes (Keras' recurrent layers lower to tensor lists that must
 be), the batch is fixed at 1, as a user would (larger batches then run as loops). PyTorch:
 `litert_torch.convert` (the `litert-torch` package, an optional install: it pulls JAX and more),
-at a fixed batch of 1, as it exports. `precision` "fp32" (default) or "fp16": post-training
-FP16 weights (`tflite-fp16`).
+with a dynamic batch, or a fixed batch of 1 where the export needs one. `precision` "fp32"
+(default), "fp16": post-training FP16 weights (`tflite-fp16`), or "int8": full-integer
+post-training quantisation (`tflite-int8`: int8 weights and activations, every op an int8
+builtin, ranges calibrated on the conversion's sample inputs one at a time; FP32 inputs and
+outputs, quantised at the model's edges). The FP16 and int8 variants are Keras routes.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pathlib import Path
 from convbench.convert.base import Converter, about_shapes, first_route
 from convbench.records import Artifact
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
+MAX_BATCH = 1024  # the batch range a dynamic export declares
 
 
 class _LitertConverter(Converter):
@@ -37,6 +41,7 @@ class LitertFromKeras(_LitertConverter):
     packages = ("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert")
 
     def _convert(self, src: Artifact, out: Path) -> dict:
+        import numpy as np
         import tensorflow as tf
 
         from convbench.convert.keras_routes import input_signature
@@ -47,6 +52,13 @@ class LitertFromKeras(_LitertConverter):
                            custom=self.options.get("custom_objects"))
         shape, dtype = input_signature(model, src.meta.get("input_shape"),
                                        src.meta.get("input_dtype"))
+        if precision == "int8" and self.calibration is None:
+            raise ValueError("int8 LiteRT calibrates on sample inputs: none were given")
+
+        def samples():
+            x = self.calibration.inputs(src.meta.get("layout", "nhwc"))
+            for i in range(len(x)):
+                yield [np.asarray(x[i:i + 1], dtype=dtype)]
 
         def export(batch: int | None) -> dict:
             with tempfile.TemporaryDirectory() as tmp:
@@ -57,6 +69,10 @@ class LitertFromKeras(_LitertConverter):
                 if precision == "fp16":
                     converter.optimizations = [tf.lite.Optimize.DEFAULT]
                     converter.target_spec.supported_types = [tf.float16]
+                elif precision == "int8":
+                    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                    converter.representative_dataset = samples
                 out.write_bytes(converter.convert())
             return {"batch": "dynamic" if batch is None else "fixed"}
 
@@ -65,7 +81,11 @@ class LitertFromKeras(_LitertConverter):
         return {**meta, "layout": src.meta.get("layout", "nhwc"), "input_shape": list(shape),
                 "input_dtype": str(dtype), "precision": precision,
                 "converter": "TFLiteConverter",
-                "holds": f"LiteRT flatbuffer, {precision.upper()} weights"}
+                "holds": HOLDS[precision]}
+
+
+HOLDS = {"fp32": "LiteRT flatbuffer, FP32 weights", "fp16": "LiteRT flatbuffer, FP16 weights",
+         "int8": "LiteRT flatbuffer, int8 weights and activations (full-integer), FP32 edges"}
 
 
 class LitertFromTorch(_LitertConverter):
@@ -73,7 +93,15 @@ class LitertFromTorch(_LitertConverter):
 
     source = "torch"
     packages = ("torch", "litert-torch", "ai-edge-litert")
-    requires = {"litert_torch": "litert-torch"}
+    requires = {"litert_torch": "'convbench[litert-torch]'"}
+
+    @classmethod
+    def refuses(cls, options):
+        precision = options.get("precision", "fp32")
+        return "" if precision == "fp32" else (
+            f"{precision} LiteRT from PyTorch: convbench converts PyTorch models to FP32 "
+            f"LiteRT only (its {precision} variants are made by TensorFlow's converter, for "
+            f"Keras models)")
 
     def _convert(self, src: Artifact, out: Path) -> dict:
         import litert_torch
@@ -81,13 +109,19 @@ class LitertFromTorch(_LitertConverter):
 
         from convbench.models.load import load_torch
 
-        if self._precision() != "fp32":
-            raise ValueError("litert-torch converts FP32 here; FP16 LiteRT is for Keras models")
         module = load_torch(src.path, src.meta.get("architecture"), self.options.get("factory"),
                             self.options.get("trust_model", False)).eval()
         shape, dtype = src.meta["input_shape"], src.meta.get("input_dtype", "float32")
-        example = torch.zeros((1, *shape), dtype=getattr(torch, dtype))
-        litert_torch.convert(module, (example,)).export(str(out))
-        return {"layout": src.meta.get("layout", "nchw"), "input_shape": shape,
-                "input_dtype": dtype, "precision": "fp32", "batch": "fixed",
-                "converter": "litert-torch", "holds": "LiteRT flatbuffer, FP32 weights"}
+
+        def export(dynamic: bool) -> dict:
+            example = torch.zeros((2 if dynamic else 1, *shape), dtype=getattr(torch, dtype))
+            dims = ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},) if dynamic else None
+            litert_torch.convert(module, (example,), dynamic_shapes=dims).export(str(out))
+            return {"batch": "dynamic" if dynamic else "fixed"}
+
+        meta = first_route([("dynamic", lambda: export(True)), ("fixed", lambda: export(False))],
+                           about_shapes, key="batch_route", free=1)
+        # litert-torch narrows 64-bit inputs (token ids) to 32 bits, as on-device runtimes take
+        return {**meta, "layout": src.meta.get("layout", "nchw"), "input_shape": shape,
+                "input_dtype": dtype, "precision": "fp32", "converter": "litert-torch",
+                "holds": HOLDS["fp32"]}

@@ -6,6 +6,8 @@ frontend traces the `nn.Module`; a Keras model converts in memory); "onnx" conve
 ONNX export of it (the `onnx` target's converter), so the route's effect is a cell of its own.
 ONNX files convert as they are. The batch axis stays dynamic. `compress_to_fp16` stores the
 weights in FP16 (`save_model`'s own default; the `openvino-fp16` target), off for `openvino`.
+`quantize` "int8" (`openvino-int8`): NNCF's post-training quantisation of the converted model
+(int8 weights and activations, ranges calibrated on the conversion's sample inputs).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ ROUTES = ("direct", "onnx")
 
 class _OpenvinoConverter(Converter):
     target, suffix = "openvino", ".openvino"
-    packages = ("openvino",)
+    packages = ("openvino", "nncf")
 
     def _model(self, src: Artifact):
         """The framework's model handed to OpenVINO directly."""
@@ -47,23 +49,46 @@ class _OpenvinoConverter(Converter):
         if route not in ROUTES:
             raise ValueError(f"route must be one of {', '.join(ROUTES)}, not {route!r}")
         fp16 = bool(self.options.get("compress_to_fp16", False))
+        quantize = self.options.get("quantize")
+        if quantize not in (None, "int8"):
+            raise ValueError(f"quantize must be 'int8' or unset, not {quantize!r}")
         with tempfile.TemporaryDirectory() as tmp:  # the ONNX file lives until it is saved
             if route == "onnx" and self.source != "onnx":
                 model, extra = self._through_onnx(src, Path(tmp))
             else:
                 model, extra = self._model(src)
                 route = "direct"
+            if quantize:
+                model = self._quantized(model, self._layout(src))
+                extra["quantized"] = "int8 (NNCF post-training, min-max calibrated)"
             out.mkdir(parents=True)
             ov.save_model(model, str(out / "model.xml"), compress_to_fp16=fp16)
         inp = model.inputs[0]
-        return {**extra, "route": route, "weights": "fp16" if fp16 else "fp32",
-                "layout": src.meta.get("layout", "nchw"),
+        weights = "int8" if quantize else "fp16" if fp16 else "fp32"
+        return {**extra, "route": route, "weights": weights,
+                "layout": self._layout(src),
                 "input_shape": src.meta.get("input_shape") or
                 [d.get_length() if d.is_static else None
                  for d in list(inp.get_partial_shape())[1:]],
                 "input_dtype": src.meta.get("input_dtype", "float32"),
                 "free_axes": src.meta.get("free_axes", []),
-                "holds": f"OpenVINO IR, {'FP16' if fp16 else 'FP32'} weights"}
+                "holds": f"OpenVINO IR, {weights.upper()} weights"
+                         + (" and activations" if quantize else "")}
+
+    def _layout(self, src: Artifact) -> str:
+        return src.meta.get("layout", "nchw")
+
+    def _quantized(self, model, layout: str):
+        """NNCF's int8 post-training quantisation of an `ov.Model`, on every sample given."""
+        import nncf
+        import numpy as np
+
+        if self.calibration is None:
+            raise ValueError("int8 OpenVINO calibrates on sample inputs: none were given")
+        x = self.calibration.inputs(layout)
+        dtype = model.inputs[0].get_element_type().to_dtype()
+        rows = [np.asarray(x[i:i + 1], dtype=dtype) for i in range(len(x))]
+        return nncf.quantize(model, nncf.Dataset(rows), subset_size=len(rows))
 
 
 class OpenvinoFromTorch(_OpenvinoConverter):
@@ -71,7 +96,7 @@ class OpenvinoFromTorch(_OpenvinoConverter):
     `trust_model`; with route "onnx", the ONNX converter's `exporter` and `opset`."""
 
     source = "torch"
-    packages = ("torch", "onnx", "onnxscript", "openvino")
+    packages = ("torch", "onnx", "onnxscript", "openvino", "nncf")
 
     def _model(self, src):
         import openvino as ov
@@ -95,7 +120,7 @@ class OpenvinoFromKeras(_OpenvinoConverter):
     `trust_model`, `custom_objects`."""
 
     source = "keras"
-    packages = ("keras", "tensorflow-cpu", "tensorflow", "tf2onnx", "openvino")
+    packages = ("keras", "tensorflow-cpu", "tensorflow", "tf2onnx", "openvino", "nncf")
 
     def _model(self, src):
         import openvino as ov
@@ -106,15 +131,15 @@ class OpenvinoFromKeras(_OpenvinoConverter):
                            custom=self.options.get("custom_objects"))
         return ov.convert_model(model), {}
 
-    def _convert(self, src, out):
-        return {**super()._convert(src, out), "layout": src.meta.get("layout", "nhwc")}
+    def _layout(self, src):
+        return src.meta.get("layout", "nhwc")
 
 
 class OpenvinoFromOnnx(_OpenvinoConverter):
     """An ONNX file (a user's, or from another pipeline) to OpenVINO IR."""
 
     source = "onnx"
-    packages = ("onnx", "openvino")
+    packages = ("onnx", "openvino", "nncf")
 
     def _model(self, src):
         import openvino as ov

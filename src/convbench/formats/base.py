@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+#: Sample inputs a quantising target calibrates on unless told otherwise (a spec's
+#: `convert: {target: {calibration_size: N}}`): drawn from the training split at the cell's seed.
+CALIBRATION_SIZE = 200
+
+
 @dataclass(frozen=True)
 class Target:
     """A conversion target a user names (`--to`, a spec's `formats`): one format, with the

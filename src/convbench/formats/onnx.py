@@ -1,7 +1,7 @@
 """ONNX: exported from PyTorch (dynamo or TorchScript exporter) and Keras (tf2onnx), or a user's
 ONNX file compared with ONNX Runtime's optimised graph; run on ONNX Runtime."""
 
-from convbench.formats.base import Format, Target
+from convbench.formats.base import CALIBRATION_SIZE, Format, Target
 
 FORMAT = Format(
     name="onnx",
@@ -12,6 +12,10 @@ FORMAT = Format(
     targets=(Target("onnx", {}, "ONNX graph, run on ONNX Runtime"),
              Target("onnx-int8", {"variant": "int8"},
                     "ONNX Runtime dynamic quantisation, int8 weights"),
+             Target("onnx-int8-static", {"variant": "int8-static",
+                                         "calibration_size": CALIBRATION_SIZE},
+                    "ONNX Runtime static quantisation (QDQ), int8 weights and activations "
+                    "calibrated on training inputs"),
              Target("onnx-fp16", {"variant": "fp16"},
                     "FP16 graph by onnxconverter-common, FP32 inputs and outputs")),
     packages=("onnx", "onnxruntime", "onnxscript", "tf2onnx", "onnxconverter-common"),

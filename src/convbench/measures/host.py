@@ -138,8 +138,6 @@ class _Child:
     OPS = ("load", "memory", "warm", "block")
 
     def __init__(self, spec: dict) -> None:
-        import importlib
-
         from convbench.runtimes import RUNNERS
 
         cls = RUNNERS.get(spec["runtime"])
@@ -148,7 +146,7 @@ class _Child:
         self.runner = cls(Artifact(**spec["artifact"]), threads=spec["threads"],
                           **spec["options"])
         self.x = np.load(spec["input"])
-        importlib.import_module(cls.module)  # the memory baseline includes the framework
+        cls.import_framework()  # the memory baseline includes the framework
         self.import_rss = maxrss_bytes()
 
     def _batch(self, batch: int) -> np.ndarray:

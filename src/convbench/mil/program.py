@@ -19,6 +19,9 @@ def load_spec(path: str | Path, trust: bool = False):
     else:
         check_model_path(path, "coreml", trust)
         specfile = path
+    from convbench.coreml_import import coremltools
+
+    coremltools()  # its first import leaves out what convbench never uses
     from coremltools.proto import Model_pb2  # imports all of coremltools: after the checks
     spec = Model_pb2.Model()
     try:
@@ -31,9 +34,9 @@ def load_spec(path: str | Path, trust: bool = False):
 
 def load_program(path: str | Path, trust: bool = False):
     """The typed MIL program (with its weights) of an ML Program package."""
+    spec = load_spec(path, trust)  # imports coremltools (`convbench.coreml_import`)
     from coremltools.converters.mil.frontend.milproto.load import load
 
-    spec = load_spec(path, trust)
     kind = spec.WhichOneof("Type")
     if kind != "mlProgram":
         raise ProgramLoadError(f"{path}: a {kind} model, not an ML Program; the NeuralNetwork "

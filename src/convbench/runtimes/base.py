@@ -73,7 +73,7 @@ class Runner:
         from convbench.files import check_model_path
 
         check_model_path(self.artifact.path, self.artifact.format, self.trust)
-        importlib.import_module(self.module)
+        self.import_framework()
         t0 = time.perf_counter_ns()
         try:
             self._load()
@@ -86,6 +86,11 @@ class Runner:
                                  f"the file is corrupt, truncated or not a {self.artifact.format} "
                                  f"model: convert it again") from e
         return time.perf_counter_ns() - t0
+
+    @classmethod
+    def import_framework(cls) -> None:
+        """Import the framework module the runtime uses (`module`)."""
+        importlib.import_module(cls.module)
 
     @property
     def trust(self) -> bool:

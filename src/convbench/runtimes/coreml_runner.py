@@ -41,6 +41,12 @@ class CoremlRunner(Runner):
     unneeded_modules = ("tensorflow",)  # coremltools imports it for its Keras converter only
 
     @classmethod
+    def import_framework(cls) -> None:
+        from convbench.coreml_import import coremltools
+
+        coremltools()  # without the optional packages it only probes for
+
+    @classmethod
     def available(cls, engine: str | None = None, **options) -> tuple[bool, str]:
         engine = engine or default_engine()
         if engine not in ENGINES:
@@ -61,7 +67,9 @@ class CoremlRunner(Runner):
             self._load_interpreter()
 
     def _load_native(self):
-        import coremltools as ct
+        from convbench.coreml_import import coremltools
+
+        ct = coremltools()
 
         units = self.options.get("compute_units", "CPU_ONLY")
         self.model = ct.models.MLModel(self.artifact.path,

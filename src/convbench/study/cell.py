@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from convbench.convert import Conversion, convert
+from convbench.convert.base import Calibration, CalibrationSource
 from convbench.data import DataError
 from convbench.data.base import cache_dir
 from convbench.measures import CostOptions, agreement, measure_cost
@@ -209,8 +210,10 @@ def convert_and_compare(result: CellResult, original: Artifact, x: np.ndarray, y
                         convert_options: dict[str, Any], measures: MeasureOptions,
                         threads: int | None = None,
                         runtime_options: dict[str, dict[str, Any]] | None = None,
-                        log: str | None = None) -> None:
-    """Convert `original` to the cell's format and fill `result` with what changed.
+                        log: str | None = None,
+                        calibration: CalibrationSource | None = None) -> None:
+    """Convert `original` to the cell's format and fill `result` with what changed;
+    `calibration` gives a quantising target its sample inputs.
 
     Raises `CellFailure` for a failed conversion or a converted model that does not run.
     """
@@ -218,7 +221,7 @@ def convert_and_compare(result: CellResult, original: Artifact, x: np.ndarray, y
     step("converting")
     with compute_phase():
         conv = convert(original, result.key.format, cache_dir() / "converted",
-                       **convert_options)
+                       calibration=calibration, **convert_options)
     result.info["conversion"] = {k: v for k, v in asdict(conv).items() if k != "artifact"}
     if conv.category is Category.UNAVAILABLE:
         raise CellSkipped(conv.category, conv.message)
@@ -305,8 +308,13 @@ def run_cell(cell: Cell, log: str | None = None) -> CellResult:
         result.info["train"] = train_info
         if "seconds" in train_info:
             result.metrics.add("train_time", train_info["seconds"], "s", role="original")
+        seed = cell.train.seed
+
+        def calibration(n: int) -> Calibration:  # quantising targets: training inputs
+            return Calibration(ds.arrays("train", n, seed)[0], "train", seed)
+
         convert_and_compare(result, original, x, y, cell.convert_options, cell.measures,
-                            cell.threads, cell.runtime_options, log)
+                            cell.threads, cell.runtime_options, log, calibration)
         if cell.attacks:
             from convbench.attacks.protocol import attack_cell
 

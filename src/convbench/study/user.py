@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from convbench.convert.base import Calibration
 from convbench.records import Artifact, Category, CellKey, CellResult
 
 
@@ -331,6 +332,11 @@ class UserCell:
             ds = get_dataset(self.dataset, self.data_dir, **self.data_options)
             x, y, _ = ds.arrays("test", self.n_test)
             return x, y, ds.num_classes, getattr(ds, "vocabulary", lambda: None)(), {}
+        data = self._prepared().subset(self.n_test)
+        return data.x, data.y, None, None, data.info
+
+    def _prepared(self):
+        """The user's whole data, prepared for the model (`UserData`)."""
         from convbench.data.user import DataSource, prepare, with_prep
 
         shape = tuple(self.original.meta["input_shape"])
@@ -340,8 +346,25 @@ class UserCell:
         dtype = self.original.meta.get("input_dtype", "float32")
         if source.prep.dtype is None:  # the inputs the model declares
             source = with_prep(source, dtype=dtype)
-        data = prepare(source, shape, dtype).subset(self.n_test)
-        return data.x, data.y, None, None, data.info
+        return prepare(source, shape, dtype)
+
+    def calibration(self, n: int) -> Calibration:
+        """`n` sample inputs a quantising target calibrates on: the dataset's training split;
+        from a user's data, rows other than the evaluated ones (those only when there are no
+        others, and the record says so: calibrating on the test inputs flatters the result)."""
+        if self.source is None:
+            from convbench.data import get_dataset
+
+            ds = get_dataset(self.dataset, self.data_dir, **self.data_options)
+            return Calibration(ds.arrays("train", n)[0], "train", 0)
+        full = self._prepared()
+        evaluated = full.subset(self.n_test).x.index
+        others = np.flatnonzero(~np.isin(full.x.index, evaluated))
+        split = "rows not evaluated"
+        if len(others) == 0:
+            others, split = np.arange(len(full.x)), "the evaluated rows (the data has no others)"
+        rows = full.x.subset(np.sort(np.random.default_rng(0).permutation(others)[:n]))
+        return Calibration(np.asarray(rows[np.arange(len(rows))]), split, 0)
 
     def run(self, log: str | None = None) -> CellResult:
         from convbench.data import DataError
@@ -360,7 +383,8 @@ class UserCell:
             step("running the original on the data")
             outputs = self._check_labels(x, y, classes)
             convert_and_compare(result, self.original, x, y, self.convert_options,
-                                self.measures, self.threads, self.runtime_options, log)
+                                self.measures, self.threads, self.runtime_options, log,
+                                self.calibration)
             if self.attacks:
                 from convbench.attacks.protocol import attack_cell
 
