@@ -1,5 +1,6 @@
 """convbench's accuracy pass vs a bare loop over the same runtime, for each format beyond ONNX
-and Core ML: OpenVINO IR on the CPU plugin (from PyTorch) and LiteRT (from Keras).
+and Core ML: OpenVINO IR on the CPU plugin (from PyTorch), LiteRT (from Keras) and ExecuTorch
+with XNNPACK (from PyTorch; with the executorch extra installed).
 
 Both paths load the same converted LeNet-5 and classify the same 10,000 MNIST test images in
 batches of 128 (convbench opens its runner each pass, as a cell does; the bare loop compiles
@@ -76,6 +77,21 @@ def bare_litert(artifact, x, y) -> float:
     return float((np.concatenate(outs).argmax(1) == y).mean())
 
 
+def bare_executorch(artifact, x, y) -> float:
+    """ExecuTorch's runtime, batches of the size the program's memory was planned for (a
+    program exported with a dynamic batch may be planned below 128: LeNet-5 at 15)."""
+    import torch
+    from executorch.extension.pybindings import portable_lib
+    from executorch.runtime import Runtime
+
+    portable_lib._unsafe_reset_threadpool(2)
+    method = Runtime.get().load_program(artifact.path).load_method("forward")
+    step = min(128, int(method.metadata.input_tensor_meta(0).sizes()[0]))
+    out = np.concatenate([method.execute([torch.from_numpy(x[i:i + step])])[0].numpy()
+                          for i in range(0, len(x), step)])
+    return float((out.argmax(1) == y).mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=9)
@@ -89,6 +105,13 @@ def main() -> None:
                   bare_openvino, x),
                  ("litert", convert(_lenet("keras", tmp), "tflite", tmp).artifact,
                   bare_litert, np.ascontiguousarray(x.transpose(0, 2, 3, 1)))]
+        import importlib.util
+
+        if importlib.util.find_spec("executorch") is not None:
+            cases.append(("executorch", convert(_lenet("torch", tmp), "executorch",
+                                                tmp).artifact, bare_executorch, x))
+        else:
+            print("executorch: not installed (pip install 'convbench[executorch]'), skipped")
         print(f"images: {len(y)}  repeats: {args.repeats}")
         for runtime, art, bare, xs in cases:
             times = {"convbench": [], "bare": []}

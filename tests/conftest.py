@@ -23,6 +23,15 @@ def _private_cache(tmp_path_factory):
     yield
 
 
+def need_wordnet() -> None:
+    """Skip without WordNet (the genetic attack's synonyms), except in CI."""
+    if not Path("/usr/share/wordnet/index.noun").exists() and not os.environ.get(
+            "CONVBENCH_WORDNET"):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install wordnet-base (.ci/run does)")
+        pytest.skip("WordNet (wordnet-base) not installed")
+
+
 def need_data(*parts: str) -> None:
     """Skip when a real dataset is absent, except in CI where it must be there."""
     if not DATA.joinpath(*parts).exists():

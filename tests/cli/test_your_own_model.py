@@ -169,6 +169,24 @@ def test_a_csv_for_a_tabular_model(files, tmp_path):
         assert cell.metrics.one(measure="abs_err", stat="max").value < 1e-5
 
 
+def test_quantising_targets_calibrate_on_the_rows_not_evaluated(files, tmp_path):
+    rc, cells = _assess(["--model", str(files / "cnn96.pt"), "--factory",
+                         f"{FIXTURES / 'user_models.py'}:cnn96", "--data",
+                         str(files / "data96.npz"), "--n", "20", "--to",
+                         "onnx-int8-static,openvino-int8"], tmp_path)
+    assert rc == 0 and set(cells) == {"onnx-int8-static", "openvino-int8"}
+    for cell in cells.values():  # 30 rows, 20 evaluated: the other 10 calibrate
+        assert cell.status.value == "ok", cell.message
+        cal = cell.artifacts["converted"].meta["calibration"]
+        assert (cal["split"], cal["n"]) == ("rows not evaluated", 10)
+    # every row evaluated: the calibration takes them, and its record says so
+    rc, cells = _assess(["--model", str(files / "mlp.pt"), "--factory",
+                         f"{FIXTURES / 'user_models.py'}:mlp", "--data", str(files / "tab.csv"),
+                         "--to", "onnx-int8-static"], tmp_path)
+    cal = cells["onnx-int8-static"].artifacts["converted"].meta["calibration"]
+    assert cal["split"].startswith("the evaluated rows") and cal["n"] == 40
+
+
 @pytest.fixture(scope="module")
 def keras_files(tmp_path_factory):
     import keras

@@ -145,9 +145,10 @@ def test_compressed_variants_change_the_outputs_within_their_promise(
 
 
 # quantised weights and activations, calibrated on 200 training digits: the mean absolute
-# change of the probabilities, and the share of labels kept (measured: MEASURED)
-CALIBRATED = {"onnx-int8-static": (2e-2, 0.97), "tflite-int8": (2e-2, 0.97),
-              "openvino-int8": (2e-2, 0.97)}
+# change of the probabilities, and the share of labels kept (measured: mean 0.9e-3 to 1.6e-3,
+# max 0.08 to 0.37, 99.6-100% kept)
+CALIBRATED = {"onnx-int8-static": (5e-3, 0.98), "tflite-int8": (5e-3, 0.98),
+              "openvino-int8": (5e-3, 0.98)}
 
 
 def _train_digits(n: int, seed: int = 0) -> Calibration:

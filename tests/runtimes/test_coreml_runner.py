@@ -72,7 +72,8 @@ def test_study_with_every_core_ml_target(tmp_path):
                        "formats": ["coreml", "coreml-fp32", "coreml-nn"], "n_test": 100,
                        "train": {"epochs": 2, "n_train": 300},
                        "measures": {"latency_batch_sizes": [1, 8], "latency_repeats": 3,
-                                    "memory": False}})
+                                    "memory": False, "latency_time_cap": 0.3,
+                                    "latency_target_ci": 0.5}})
     with Store(tmp_path / "s.db") as store:
         results = run_study(plan(spec), store)
     assert [r.status.value for r in results] == ["ok"] * 6, [r.message for r in results]

@@ -131,9 +131,11 @@ def test_killing_the_study_never_loses_or_reruns_a_finished_cell(tmp_path):
     cells killed half-way are started again."""
     import random
 
+    # (no timing: a cell's own child processes are not what resumption is about)
     spec = {**SPEC, "models": [{"model": "lenet5", "dataset": "digits", "options": {"width": w}}
                                for w in (0.5, 0.75, 1.0, 1.25)], "frameworks": ["torch"],
-            "formats": ["onnx", "coreml"]}
+            "formats": ["onnx", "coreml"],
+            "measures": {"latency_batch_sizes": [], "memory": False}}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     db = tmp_path / "s.db"
