@@ -49,9 +49,10 @@ class Category(str, Enum):
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a text file so that a reader sees the old file or the new one, never half of one
-    (a study killed mid-write must not leave a record that breaks its resumption)."""
+    (a study killed mid-write must not leave a record that breaks its resumption), and so
+    that processes writing it at once each replace it whole."""
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
+    tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")  # processes writing the same file race
     tmp.write_text(text)
     tmp.replace(p)
 

@@ -92,21 +92,26 @@ def test_gru_cells_on_the_new_runtimes_in_both_frameworks(tmp_path):
     it queries the converted runtime itself)."""
     need_data("imdb")
     need_wordnet()
-    spec = parse_spec({
-        "name": "rnn", "preset": "smoke", "frameworks": ["torch", "keras"],
-        "models": [{"model": "gru", "dataset": "imdb"}],
-        "formats": ["openvino", "openvino-int8", "tflite", "tflite-int8"],
+    common = {
+        "name": "rnn", "preset": "smoke", "models": [{"model": "gru", "dataset": "imdb"}],
         "n_test": 60, "train": {"epochs": 2, "n_train": 1000},
         "measures": {"latency_batch_sizes": [1], "latency_repeats": 2, "memory": False,
                      "latency_time_cap": 0.3, "latency_target_ci": 0.5, "latency_wait": 0},
-        "attacks": [{"name": "genetic", "population": 6, "generations": 3}], "attack_n": 4})
+        "attacks": [{"name": "genetic", "population": 6, "generations": 3}], "attack_n": 4}
+    # PyTorch -> LiteRT is left to LeNet-5 here: litert-torch takes ~80 s on the GRU (its
+    # FP32 cell matched the original within 1e-5 and was attacked when run outside the suite)
+    planned = [*plan(parse_spec({**common, "frameworks": ["torch", "keras"],
+                              "formats": ["openvino", "openvino-int8", "tflite-int8"]})),
+            *plan(parse_spec({**common, "frameworks": ["keras"], "formats": ["tflite"]}))]
     with Store(tmp_path / "s.db") as store:
-        run_study(plan(spec), store, executor="local", workers=2)
+        run_study(planned, store, executor="local", workers=2)
         cells = {(c.key.framework, c.key.format): c for c in store.cells()}
-    assert len(cells) == 8
+    assert len(cells) == 7
     for (framework, target), c in cells.items():
-        if framework == "torch" and target.startswith("tflite"):
-            assert c.status.value == "skipped", c.message  # FP32 needs the extra; int8: Keras
+        if (framework, target) == ("torch", "tflite-int8"):  # TensorFlow's converter: Keras
+            assert c.status.value == "skipped" and "FP32 LiteRT only" in c.message
+            continue
+        if _skipped_for_a_missing_extra(c):
             continue
         if (framework, target) == ("keras", "tflite-int8") and c.category.value == "crash":
             # TensorFlow 2.21's calibrator dies (SIGSEGV) feeding the fixed-batch GRU: the
@@ -118,6 +123,8 @@ def test_gru_cells_on_the_new_runtimes_in_both_frameworks(tmp_path):
         assert m.get("inputs") == 60 and m.get("latency", stat="median", role="converted",
                                                 batch_size=1) > 0
         assert c.outcome("attack", "genetic").status.value == "ok", (framework, target)
+        if not target.endswith("int8"):  # FP32 routes: the original's probabilities
+            assert m.get("abs_err", stat="max") <= 1e-5, (framework, target)
         assert m.get("inputs", attack="genetic", direction="reverse") >= 0
         if target.endswith("int8"):
             assert c.artifacts["converted"].meta["calibration"]["split"] == "train"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ def save_adversarial(x_adv: np.ndarray, idx: np.ndarray, directory: Path, **meta
     path = Path(directory) / f"{sha[:20]}.npz"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # cells writing it at once each whole
         tmp.write_bytes(raw)
         tmp.replace(path)
     return Artifact("npz", str(path), sha, dict(meta))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tarfile
 from pathlib import Path
@@ -112,7 +113,9 @@ class Imdb(Dataset):
             arrays[f"{s}_ids"] = np.fromiter((w for q in seqs for w in q), dtype=np.int32)
             arrays[f"{s}_cuts"] = np.cumsum([len(q) for q in seqs])[:-1]
             arrays[f"{s}_y"] = y
-        tmp = cached.with_suffix(".tmp.npz")
+        # two cells' processes may prepare it at once: each writes its own file, then
+        # replaces the cache whole (the same bytes either way)
+        tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, **arrays)
         tmp.replace(cached)
         return self._full
