@@ -108,11 +108,17 @@ def test_a_recurrent_model_on_openvino_and_litert(framework, tmp_path):
             assert "static" in conv.artifact.meta["batch_route_fallbacks"][0]["error"]
 
 
-def test_litert_from_pytorch_without_litert_torch_is_unavailable(trained, tmp_path):
-    import importlib.util
+def _without(monkeypatch, converter: str, module: str) -> None:
+    """Make an optional converter's package look absent (the test install has every extra)."""
+    from convbench.convert import CONVERTERS
 
-    if importlib.util.find_spec("litert_torch") is not None:
-        pytest.skip("litert-torch is installed here")
+    cls = CONVERTERS.get(converter)
+    monkeypatch.setattr(cls, "requires", {f"{module}_absent_here": cls.requires[module]})
+
+
+def test_litert_from_pytorch_without_litert_torch_is_unavailable(trained, tmp_path,
+                                                                 monkeypatch):
+    _without(monkeypatch, "litert_from_torch", "litert_torch")
     conv = convert(trained["torch"].artifact, "tflite", tmp_path)
     assert conv.category is Category.UNAVAILABLE
     assert "pip install 'convbench[litert-torch]'" in conv.message
@@ -191,16 +197,22 @@ def test_calibrated_int8_variants_record_their_data_and_keep_their_promise(
     assert again.cached and again.artifact.path == conv.artifact.path
 
 
+@pytest.mark.parametrize("size", [0, -5, "many"])
+def test_a_calibration_size_that_is_not_a_count_is_a_data_error(trained, tmp_path, size):
+    conv = convert(trained["torch"].artifact, "onnx-int8-static", tmp_path,
+                   calibration=_train_digits, calibration_size=size)
+    assert conv.category is Category.DATA_ERROR and "positive count" in conv.message
+
+
 def _converted_with(src, target, tmp_path, calibration):
     conv = convert(src, target, tmp_path, calibration=calibration)
     assert conv.ok, conv.message
     return conv
 
 
-def test_executorch_without_its_extra_is_unavailable_with_the_install_command(trained,
-                                                                           tmp_path):
-    if HAS_EXECUTORCH:
-        pytest.skip("executorch is installed here (its routes are tested above)")
+def test_executorch_without_its_extra_is_unavailable_with_the_install_command(
+        trained, tmp_path, monkeypatch):
+    _without(monkeypatch, "executorch_from_torch", "executorch")
     conv = convert(trained["torch"].artifact, "executorch", tmp_path)
     assert conv.category is Category.UNAVAILABLE
     assert "pip install 'convbench[executorch]'" in conv.message
@@ -213,17 +225,16 @@ def test_a_route_that_does_not_exist_is_an_unavailable_conversion(trained, tmp_p
                            "from torch"
 
 
-def test_a_study_cell_whose_converter_is_missing_is_skipped(trained, digits_test, tmp_path):
-    import importlib.util
-
+def test_a_study_cell_whose_converter_is_missing_is_skipped(trained, digits_test, tmp_path,
+                                                            monkeypatch):
     from convbench.records import CellKey, CellResult
     from convbench.study.cell import CellSkipped, MeasureOptions, convert_and_compare
 
-    if importlib.util.find_spec("litert_torch") is not None:
-        pytest.skip("litert-torch is installed here")
+    _without(monkeypatch, "litert_from_torch", "litert_torch")
     x, y = digits_test
     result = CellResult(CellKey("torch", "lenet5", "digits", "tflite", "litert"))
-    with pytest.raises(CellSkipped, match=re.escape("pip install 'convbench[litert-torch]'")) as e:
+    with pytest.raises(CellSkipped,
+                       match=re.escape("pip install 'convbench[litert-torch]'")) as e:
         convert_and_compare(result, trained["torch"].artifact, x[:20], y[:20], {},
                             MeasureOptions(latency_batch_sizes=[], memory=False))
     assert e.value.category is Category.UNAVAILABLE

@@ -1,7 +1,9 @@
 """Run `convbench ARGS...` in this fresh process, as a user's shell would, and print one JSON
 line last: exit code, wall seconds, this process's peak resident memory (VmHWM, MiB) and the
-peak total resident memory of this process and its descendants (cells, runtime hosts),
-sampled every 20 ms.
+peak total memory of this process and its descendants (cells, runtime hosts), sampled every
+20 ms as the sum of their proportional set sizes (PSS): a forked child's pages shared with its
+parent count once, not twice as a sum of resident sizes would (a library running `uname -p`
+at import forks a 900 MB process for a moment).
 
     python tests/security/probe.py assess --framework keras --model bomb.keras ...
 
@@ -39,7 +41,17 @@ def _tree_rss(root: int) -> int:
         new = {p for p, pp in parents.items() if pp in tree} - tree
         tree |= new
         grew = bool(new)
-    return sum(_status(p, "VmRSS") for p in tree)
+    return sum(_pss(p) for p in tree)
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size in kB (resident size where the kernel lacks smaps_rollup)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            m = re.search(r"^Pss:\s+(\d+) kB", f.read(), re.M)
+        return int(m[1]) if m else _status(pid, "VmRSS")
+    except OSError:
+        return _status(pid, "VmRSS")
 
 
 peak = [0]

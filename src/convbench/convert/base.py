@@ -225,7 +225,12 @@ def convert(src: Artifact, target: str, out_dir: str | Path,
     variant = options.get("variant")  # applied to the converter's output (formats: variants)
     conv = cls(**{k: v for k, v in options.items() if k not in ("variant", "calibration_size")})
     versions = _versions(cls.packages)
-    if options.get("calibration_size"):
+    if "calibration_size" in options:
+        size = options["calibration_size"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            return Conversion(name, Category.DATA_ERROR, options=options, message=(
+                f"target {target!r}: calibration_size must be a positive count of inputs, "
+                f"not {size!r}"))
         if calibration is None:
             return Conversion(name, Category.DATA_ERROR, options=options, message=(
                 f"target {target!r} calibrates its quantisation on sample inputs and none were "

@@ -84,6 +84,14 @@ class LitertFromKeras(_LitertConverter):
                 "holds": HOLDS[precision]}
 
 
+def declared_batch(path: Path) -> str:
+    """"dynamic" or "fixed": what the flatbuffer's input signature says of its batch axis."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    signature = Interpreter(model_path=str(path)).get_input_details()[0]["shape_signature"]
+    return "dynamic" if int(signature[0]) == -1 else "fixed"
+
+
 HOLDS = {"fp32": "LiteRT flatbuffer, FP32 weights", "fp16": "LiteRT flatbuffer, FP16 weights",
          "int8": "LiteRT flatbuffer, int8 weights and activations (full-integer), FP32 edges"}
 
@@ -117,7 +125,7 @@ class LitertFromTorch(_LitertConverter):
             example = torch.zeros((2 if dynamic else 1, *shape), dtype=getattr(torch, dtype))
             dims = ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},) if dynamic else None
             litert_torch.convert(module, (example,), dynamic_shapes=dims).export(str(out))
-            return {"batch": "dynamic" if dynamic else "fixed"}
+            return {"batch": declared_batch(out)}
 
         meta = first_route([("dynamic", lambda: export(True)), ("fixed", lambda: export(False))],
                            about_shapes, key="batch_route", free=1)

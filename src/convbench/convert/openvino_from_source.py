@@ -7,7 +7,8 @@ ONNX export of it (the `onnx` target's converter), so the route's effect is a ce
 ONNX files convert as they are. The batch axis stays dynamic. `compress_to_fp16` stores the
 weights in FP16 (`save_model`'s own default; the `openvino-fp16` target), off for `openvino`.
 `quantize` "int8" (`openvino-int8`): NNCF's post-training quantisation of the converted model
-(int8 weights and activations, ranges calibrated on the conversion's sample inputs).
+with its defaults (int8 weights and activations where NNCF quantises, ranges estimated on the
+conversion's sample inputs, fast bias correction); NNCF's version is recorded with it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ ROUTES = ("direct", "onnx")
 
 class _OpenvinoConverter(Converter):
     target, suffix = "openvino", ".openvino"
-    packages = ("openvino", "nncf")
+    packages = ("openvino",)
 
     def _model(self, src: Artifact):
         """The framework's model handed to OpenVINO directly."""
@@ -60,7 +61,12 @@ class _OpenvinoConverter(Converter):
                 route = "direct"
             if quantize:
                 model = self._quantized(model, self._layout(src))
-                extra["quantized"] = "int8 (NNCF post-training, min-max calibrated)"
+                import nncf
+
+                extra["quantized"] = ("int8 (NNCF post-training quantisation, its defaults: "
+                                      "activation ranges from the calibration inputs, fast "
+                                      "bias correction)")
+                extra["nncf"] = nncf.__version__
             out.mkdir(parents=True)
             ov.save_model(model, str(out / "model.xml"), compress_to_fp16=fp16)
         inp = model.inputs[0]
@@ -96,7 +102,7 @@ class OpenvinoFromTorch(_OpenvinoConverter):
     `trust_model`; with route "onnx", the ONNX converter's `exporter` and `opset`."""
 
     source = "torch"
-    packages = ("torch", "onnx", "onnxscript", "openvino", "nncf")
+    packages = ("torch", "onnx", "onnxscript", "openvino")
 
     def _model(self, src):
         import openvino as ov
@@ -120,7 +126,7 @@ class OpenvinoFromKeras(_OpenvinoConverter):
     `trust_model`, `custom_objects`."""
 
     source = "keras"
-    packages = ("keras", "tensorflow-cpu", "tensorflow", "tf2onnx", "openvino", "nncf")
+    packages = ("keras", "tensorflow-cpu", "tensorflow", "tf2onnx", "openvino")
 
     def _model(self, src):
         import openvino as ov
@@ -139,7 +145,7 @@ class OpenvinoFromOnnx(_OpenvinoConverter):
     """An ONNX file (a user's, or from another pipeline) to OpenVINO IR."""
 
     source = "onnx"
-    packages = ("onnx", "openvino", "nncf")
+    packages = ("onnx", "openvino")
 
     def _model(self, src):
         import openvino as ov

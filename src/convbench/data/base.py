@@ -88,6 +88,10 @@ class Dataset:
         ids = stratified_subset(y, n, seed)
         return x[ids], y[ids], ids
 
+    def forget(self, split: str) -> None:
+        """Drop a split this dataset holds in memory (it loads again when asked)."""
+        self._cache.pop(split, None)
+
     def batches(self, split: str, batch_size: int = 128, n: int | None = None,
                 seed: int = 0) -> Iterator[Batch]:
         x, y, ids = self.arrays(split, n, seed)

@@ -311,7 +311,9 @@ def run_cell(cell: Cell, log: str | None = None) -> CellResult:
         seed = cell.train.seed
 
         def calibration(n: int) -> Calibration:  # quantising targets: training inputs
-            return Calibration(ds.arrays("train", n, seed)[0], "train", seed)
+            x = ds.arrays("train", n, seed)[0].copy()
+            ds.forget("train")  # not held through the cell (CIFAR-10's is 600 MB as float)
+            return Calibration(x, "train", seed)
 
         convert_and_compare(result, original, x, y, cell.convert_options, cell.measures,
                             cell.threads, cell.runtime_options, log, calibration)
