@@ -32,6 +32,7 @@ class Step:
     blocks: list["Block"] = field(default_factory=list)
     control: bool = False
     moves: Any = False  # OpImpl.moves
+    consts: dict[str, str] = field(default_factory=dict)  # argument -> the const it binds
 
     def __post_init__(self) -> None:
         # split once, so that each run copies the constants and resolves only the variables
@@ -65,10 +66,13 @@ class Interpreter:
         if arith not in ("fp32", "fp16"):
             raise ValueError(f"arith must be 'fp32' or 'fp16', got {arith!r}")
         self.arith = arith
+        #: called as tap(step, outputs) after each op (`convbench explain` reads every value)
+        self.tap = None
         func = program.functions[function]
         self.input_names = list(func.inputs)
         self.input_types = {n: STORAGE.get(type_name(v)) for n, v in func.inputs.items()}
         self.consts: dict[str, Any] = {}
+        self.const_types: dict[str, str | None] = {}  # const -> its stored MIL type
         self.unknown: list[tuple[str, str, str]] = []
         self.block = self._compile_block(func, function, list(func.inputs.values()))
         if self.unknown:
@@ -97,6 +101,7 @@ class Interpreter:
             if op.op_type == "const":
                 out = op.outputs[0]
                 self.consts[out.name] = self._const(out.val, type_name(out))
+                self.const_types[out.name] = type_name(out)
                 continue
             impl = OPS.get(op.op_type) if op.op_type in OPS else None
             if impl is None:
@@ -114,11 +119,13 @@ class Interpreter:
             blocks = [self._compile_block(b, f"{where}/{op.name}[{i}]", b.inputs)
                       for i, b in enumerate(op.blocks)]
             step = Step(op.op_type, op.name, impl.fn, args, outputs, blocks, impl.control,
-                        impl.moves)
+                        impl.moves, {k: v.name for k, v in op.inputs.items()
+                                     if not isinstance(v, (list, tuple)) and v.name in self.consts})
             if impl.constexpr:  # weights stored compressed: decompress once, at load
                 value = impl.fn(**{k: self._materialise(v) for k, v in args.items()})
                 self.consts[op.outputs[0].name] = self._const(value.numpy() if isinstance(
                     value, torch.Tensor) else value, type_name(op.outputs[0]))
+                self.const_types[op.outputs[0].name] = op.op_type  # stored compressed
                 continue
             steps.append(step)
         ins = [(v.name, STORAGE.get(type_name(v))) for v in inputs]
@@ -175,6 +182,8 @@ class Interpreter:
             outs = out if isinstance(out, tuple) else (out,)
             for (name, dtype), value in zip(step.outputs, outs):
                 env[name] = self._store(value, dtype)
+            if self.tap is not None:
+                self.tap(step, [env[name] for name, _ in step.outputs])
         return [self.consts[n] if n in self.consts else env[n] for n in block.outputs]
 
     def run_scope(self, block: Block, env, values) -> list:

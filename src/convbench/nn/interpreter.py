@@ -25,6 +25,8 @@ class NeuralNetworkInterpreter:
             raise ValueError(f"arith must be 'fp32' or 'fp16', got {arith!r}")
         self.net = getattr(spec, kind)
         self.arith = arith
+        #: called as tap(layer, outputs) after each layer (`convbench explain` reads them all)
+        self.tap = None
         self.inputs = [i.name for i in spec.description.input]
         self.outputs = [o.name for o in spec.description.output]
         unknown = list(self._unknown(self.net, "main"))
@@ -58,6 +60,8 @@ class NeuralNetworkInterpreter:
                 if self.arith == "fp16" and value.is_floating_point():
                     value = value.half().float()
                 env[name] = value
+            if self.tap is not None:
+                self.tap(layer, [env[name] for name in layer.output])
 
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         env = {n: torch.as_tensor(np.asarray(inputs[n])).float() for n in self.inputs}

@@ -117,6 +117,13 @@ class Runner:
         y = self.infer(x)
         return y, time.perf_counter_ns() - t0
 
+    def trace(self, x: np.ndarray):
+        """Every layer's (or op's) output on `x`, in execution order: a
+        `convbench.explain.trace.Trace`, for `convbench explain`."""
+        raise NotImplementedError(f"runtime {self.name!r} does not expose its intermediate "
+                                  f"tensors; convbench explains PyTorch, Keras, ONNX and Core ML "
+                                  f"models")
+
     def describe(self) -> dict[str, Any]:
         """What to record about this runner's configuration."""
         return {"runtime": self.name, "threads": self.threads}

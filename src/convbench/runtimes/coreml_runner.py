@@ -95,12 +95,12 @@ class CoremlRunner(Runner):
 
             interp = Interpreter(load_program(self.artifact.path, self.trust),
                                  arith=self.options.get("arith", "fp32"))
-            self._predict = lambda x: interp.run({self._input: x})[0]
         else:
             from convbench.nn import NeuralNetworkInterpreter
 
             interp = NeuralNetworkInterpreter(spec, arith=self.options.get("arith", "fp32"))
-            self._predict = lambda x: interp.run({self._input: x})[0]
+        self._interp = interp
+        self._predict = lambda x: interp.run({self._input: x})[0]
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         if x.dtype == np.int64:
@@ -116,6 +116,20 @@ class CoremlRunner(Runner):
         if len(x) % step:
             parts.append(self.infer(x[len(x) - len(x) % step:]))
         return np.concatenate(parts)
+
+    def trace(self, x: np.ndarray):
+        """Every op's (ML Program) or layer's (NeuralNetwork) value on `x`, from convbench's
+        interpreters (on macOS too: Apple's runtime does not expose them)."""
+        from convbench.explain import coreml_trace
+
+        if self.engine == "native" or not hasattr(self, "_interp"):
+            self._load_interpreter()  # raises what keeps the model from loading
+        if x.dtype == np.int64:
+            x = x.astype(np.int32)
+        layout = self.artifact.meta.get("layout", "nchw")
+        if hasattr(self._interp, "block"):
+            return coreml_trace.trace_mil(self._interp, {self._input: x}, x, layout)
+        return coreml_trace.trace_nn(self._interp, {self._input: x}, x, layout)
 
     def describe(self):
         out = {**super().describe(), "engine": self.engine,

@@ -30,3 +30,10 @@ class KerasRunner(Runner):
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         return self._fn(x).numpy()
+
+    def trace(self, x: np.ndarray):
+        """Every layer's output on `x` (and the pre-activation of layers with a built-in
+        activation), through a functional sub-model."""
+        from convbench.explain.keras_trace import trace_keras
+
+        return trace_keras(self.model, x)

@@ -60,3 +60,11 @@ class OrtRunner(Runner):
 
     def close(self):
         self.session = None
+
+    def trace(self, x: np.ndarray):
+        """Every node's output on `x` (each made a graph output; the graph run unoptimised)."""
+        from convbench.explain.onnx_trace import trace_onnx
+
+        trace = trace_onnx(self.artifact.path, x, self.threads)
+        trace.layout = self.artifact.meta.get("layout", trace.layout)
+        return trace

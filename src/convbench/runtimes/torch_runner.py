@@ -27,3 +27,10 @@ class TorchRunner(Runner):
     def infer(self, x: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
             return self.model(self._torch.from_numpy(x)).numpy()
+
+    def trace(self, x: np.ndarray):
+        """Every module's and function's output on `x` (an FX trace of the model; forward
+        hooks on its modules when the model does not trace symbolically)."""
+        from convbench.explain.torch_trace import trace_torch
+
+        return trace_torch(self.model, x)
