@@ -9,7 +9,9 @@ JSON (`schema` "convbench.results", `version` 2):
                 "metrics": [{"measure", "stat", "role", "batch_size", "attack", "direction",
                              "sweep", "sweep_value", "value", "unit", "noisy"}, ...],
                 "outcomes": [{"kind", "name", "status", "message", "params"}, ...],
-                "step_seconds": {step: seconds}}, ...]}
+                "step_seconds": {step: seconds},
+                "explanation": {"verdict", "ops", "parameters", "graph", "input_contract",
+                                "output", "samples", ...}  (explained cells only)}, ...]}
 
 Version 1 (before typed results) was a list of cells with `metrics` as {name: value}. CSV is
 one row per metric: the cell's fields, then the metric's.
@@ -61,7 +63,9 @@ def to_json(cells: list[StoredCell]) -> str:
                    "outcomes": [{"kind": o.kind, "name": o.name, "status": o.status.value,
                                  "message": o.message, "params": o.params}
                                 for o in c.outcomes],
-                   "step_seconds": c.info.get("step_seconds", {})} for c in cells]}, indent=1)
+                   "step_seconds": c.info.get("step_seconds", {}),
+                   **({"explanation": c.info["explanation"]} if "explanation" in c.info
+                      else {})} for c in cells]}, indent=1)
 
 
 def to_csv(cells: list[StoredCell]) -> str:

@@ -68,7 +68,10 @@ def assess_spec(args) -> dict:
             "runtime_options": runtime_options,
             "attacks": [{"name": a, **make_attack(a).params}
                         for a in args.attack.split(",") if a],
-            "attack_n": args.attack_n}
+            "attack_n": args.attack_n,
+            **({"explain": True if args.explain == "always" else args.explain,
+                "explain_samples": args.explain_samples}
+               if getattr(args, "explain", None) else {})}
 
 
 def _absolute_code(spec: str) -> str:
@@ -139,9 +142,23 @@ def assess(args) -> int:
                   limits=limits, cell_threads=args.threads)
         stored = list(store.cells({c.key.id for c in cells}))
     print(table(stored))
+    _explanations(stored)
     if not all(c.status.value == "ok" for c in stored):
         return 1
     return _gate(gate, stored) if gate else 0
+
+
+def _explanations(cells) -> None:
+    """Each explained cell's verdict and where to read the rest."""
+    explained = [c for c in cells if "explanation" in c.info]
+    for c in explained:
+        v = c.info["explanation"]["verdict"]
+        where = f" at {v['op_type']} {v['op']!r}" if v.get("op") else ""
+        layer = f" (original: {v['layer_type']} {v['layer']!r})" if v.get("layer") else ""
+        print(f"\nexplained {c.name}: {v['fault'] or 'no fault'}{where}{layer}\n  {v['detail']}")
+    if explained:
+        print(f"\nthe op-by-op tables: `convbench explain --cell ID` (ids: `convbench results "
+              f"--format json`)")
 
 
 def _planned(spec, args, limits) -> list:

@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="load files that run their own code as they load (Keras Lambda "
                    "layers, TorchScript, ExportedProgram, SavedModel) and follow links that "
                    "lead out of the model")
+    p.add_argument("--explain", nargs="?", const="always", choices=["always", "on_flip"],
+                   help="explain each conversion op by op (where and why it departs; "
+                   "on_flip: only targets with a label flip or outputs apart beyond 1e-4)")
+    p.add_argument("--explain-samples", type=int, default=8,
+                   help="rows traced op by op when explaining (default 8)")
     _limits(p, "target", "3600")
     p.add_argument("--fail-if", metavar="CONDITION",
                    help="exit with status 3 when a converted model meets it, e.g. "
@@ -139,6 +144,43 @@ def build_parser() -> argparse.ArgumentParser:
     _common_store(p)
     _data_dir(p)
     p.set_defaults(handler="convbench.cli.assess_cmd:assess")
+
+    p = sub.add_parser("explain", help="where and why a converted model departs from its "
+                       "original, op by op")
+    p.add_argument("--cell", metavar="ID", help="a stored cell: its id (or a unique start of "
+                   "it, `convbench results --format json`) or its name as `results` shows it")
+    p.add_argument("--original", metavar="MODEL", help="the original model file (as `assess "
+                   "--model` takes it)")
+    p.add_argument("--converted", metavar="FILE", help="the converted .onnx, .mlpackage or "
+                   ".mlmodel (made by convbench or by any other tool)")
+    p.add_argument("--framework", choices=["torch", "keras", "onnx"])
+    p.add_argument("--factory", help="MODULE:FUNCTION or FILE.py:FUNCTION building the "
+                   "nn.Module of a state_dict")
+    p.add_argument("--custom-objects", metavar="MODULE")
+    p.add_argument("--trust-model", action="store_true")
+    p.add_argument("--input-shape")
+    g = p.add_argument_group("data (a stored zoo cell's own dataset by default)")
+    g.add_argument("--dataset", help="built in: digits, mnist, cifar10, imdb")
+    g.add_argument("--data", metavar="FILE|DIR", help="an .npz, a .csv or a folder of images")
+    g.add_argument("--synthetic", type=int, metavar="N", help="N random inputs")
+    g.add_argument("--scale", type=float)
+    g.add_argument("--data-layout", choices=["nchw", "nhwc"])
+    p.add_argument("--n", type=int, help="rows run through both models to find the flipped "
+                   "and worst ones (default 1000)")
+    p.add_argument("--samples", type=int, default=8, help="rows traced op by op, the flipped "
+                   "and worst-error first (default 8)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--all-ops", action="store_true", help="list ops without a float value "
+                   "(shape arithmetic) too")
+    p.add_argument("--plot", metavar="PNG", help="write the error-through-depth plot")
+    p.add_argument("--repair", choices=["weights"], help="write a copy of the converted model "
+                   "with the source's weights put back where they were altered, and re-measure")
+    p.add_argument("--repair-out", metavar="FILE", help="where the repaired copy goes "
+                   "(default: beside the converted file, '-repaired' added)")
+    p.add_argument("--threads", type=int)
+    _common_store(p)
+    _data_dir(p)
+    p.set_defaults(handler="convbench.cli.explain_cmd:explain")
 
     p = sub.add_parser("coreml", help="inspect Core ML models")
     csub = p.add_subparsers(dest="coreml_command", required=True, metavar="ACTION")

@@ -58,10 +58,17 @@ class Explanation:
     output: dict[str, Any]
     samples: list[int] = field(default_factory=list)
     stopped: str | None = None
-    skipped: list[str] = field(default_factory=list)
+    repair: dict[str, Any] | None = None  # `--repair weights`: what was put back, re-measured
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Explanation":
+        """An explanation as stored with its cell (`to_dict` through JSON)."""
+        return cls(Verdict(**d["verdict"]), [OpRow(**r) for r in d["ops"]], d["parameters"],
+                   d["graph"], d["input_contract"], d["output"], d.get("samples", []),
+                   d.get("stopped"), d.get("repair"))
 
     def depth_profile(self) -> list[tuple[int, str, float, float]]:
         """(position, op, relative error, tolerance) of every compared op: the error through
@@ -160,11 +167,30 @@ def explain_traces(orig: Trace, conv: Trace) -> Explanation:
                           status[j], precs[j], tols.get(j),
                           errs[j].to_dict() if errs.get(j) is not None else None, w, hyper))
 
+    restore = [(node.name, role, node.sources.get(role), _restorable(O[i], rel, node, role))
+               for j, node in enumerate(C) if j in anchors
+               for i, rel in [anchors[j]] if rel.kind == "altered"
+               for role in [_role(node)]]
     verdict = _verdict(O, C, matches, anchors, status, ref, errs, tols, precs, producer, rows,
                        conv.stopped)
-    return Explanation(verdict, rows, _parameters(O, C, anchors), _graph(O, C, ref, status, anchors),
-                       _contract(orig, conv, O, C, anchors, producer),
-                       _output(O, C), stopped=conv.stopped)
+    ex = Explanation(verdict, rows, _parameters(O, C, anchors),
+                     _graph(O, C, ref, status, anchors),
+                     _contract(orig, conv, O, C, anchors, producer), _output(O, C),
+                     stopped=conv.stopped)
+    ex.restore = [r for r in restore if r[3] is not None]  # what `--repair weights` puts back
+    return ex
+
+
+def _restorable(layer: Node, rel: Relation, node: Node, role: str) -> np.ndarray | None:
+    """The source layer's weight as the converted op holds it (its layout and shape)."""
+    from convbench.explain.match import main_weight
+
+    w = main_weight(layer)
+    target = node.weights[role]
+    try:
+        return np.ascontiguousarray(w.transpose(rel.perm)).reshape(target.shape)
+    except ValueError:
+        return None
 
 
 def _padded_by(layer: Node, O: list[Node]) -> Node | None:

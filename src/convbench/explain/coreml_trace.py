@@ -51,7 +51,8 @@ def trace_mil(interp, feed: dict, x: np.ndarray, layout: str) -> Trace:
                 attrs[k] = plain(v)
         nodes.append(Node(step.name, step.op_type, [n for _, v in step.refs for n in _refs(v)],
                           step.outputs[0][0], as_float(outs[0]) if outs else None, weights,
-                          attrs, _dtype_name(step.outputs[0][1]), wtype))
+                          attrs, _dtype_name(step.outputs[0][1]), wtype,
+                          {k: step.consts[k] for k in weights if k in step.consts}))
 
     return _run(interp, feed, x, layout, nodes, tap, interp.input_names[0])
 
@@ -116,6 +117,7 @@ def trace_nn(interp, feed: dict, x: np.ndarray, layout: str) -> Trace:
         weights, attrs, wtype = _flatten(getattr(layer, kind), kind)
         nodes.append(Node(layer.name, kind, list(layer.input), layer.output[0],
                           as_float(outs[0]) if outs else None, weights, attrs,
-                          "float16" if interp.arith == "fp16" else "float32", wtype))
+                          "float16" if interp.arith == "fp16" else "float32", wtype,
+                          {k: f"{kind}.{k}" for k in weights}))
 
     return _run(interp, feed, x, layout, nodes, tap, interp.inputs[0])

@@ -40,7 +40,8 @@ def _activated(layer) -> bool:
 
 def _source(tensor) -> str:
     history = getattr(tensor, "_keras_history", None)
-    return history[0].name if history else "input"
+    op = history[0] if history else None
+    return "input" if op is None or type(op).__name__ == "InputLayer" else op.name
 
 
 def _pre_activation(layer, value):
@@ -65,7 +66,7 @@ def trace_keras(model, x: np.ndarray) -> Trace:
             outs.append(layer.output)
             if _activated(layer):
                 pres.append(layer.input)
-        sub = keras.Model(model.inputs, outs + pres)
+        sub = keras.Model(model.input, outs + pres)  # the input as the model takes it
         values = sub(x, training=False)
         values = list(values) if isinstance(values, (list, tuple)) else [values]
         inputs = {layer.name: [_source(t) for t in keras.tree.flatten(layer.input)]

@@ -82,13 +82,14 @@ def trace_onnx(path: str, x: np.ndarray, threads: int | None = None) -> Trace:
     out = []
     for node in nodes[:ran]:
         names = _input_names(node.op_type, node.domain, len(node.input))
-        weights, attrs = {}, {a.name: plain(onnx.helper.get_attribute_value(a))
+        weights, sources, attrs = {}, {}, {a.name: plain(onnx.helper.get_attribute_value(a))
                               for a in node.attribute}
         for role, name in zip(names, node.input):
             if name in consts:
                 c = consts[name]
                 if c.size >= MIN_WEIGHT_SIZE and np.issubdtype(c.dtype, np.floating):
                     weights[role] = c.astype(np.float32)
+                    sources[role] = name
                 else:
                     attrs[role] = plain(c)
         out.append(Node(node.name or node.output[0], node.op_type,
@@ -96,7 +97,7 @@ def trace_onnx(path: str, x: np.ndarray, threads: int | None = None) -> Trace:
                         as_float(values.get(node.output[0])), weights, attrs,
                         FLOAT_TYPES.get(types.get(node.output[0], 1), "other"),
                         next((str(consts[i].dtype) for i in node.input if i in consts and
-                              consts[i].size >= MIN_WEIGHT_SIZE), None)))
+                              consts[i].size >= MIN_WEIGHT_SIZE), None), sources))
     return Trace(out, feeds[0], x, layout="nchw", stopped=stopped)
 
 

@@ -29,6 +29,7 @@ class Node:
     attrs: dict[str, Any] = field(default_factory=dict)
     dtype: str = "float32"  # the declared storage type of its output
     weights_dtype: str | None = None  # the stored type of its weights, when they have one
+    sources: dict[str, str] = field(default_factory=dict)  # weight -> the constant holding it
 
     @property
     def shape(self) -> tuple[int, ...] | None:

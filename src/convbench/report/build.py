@@ -343,6 +343,45 @@ def _formats(cells: Cells) -> Section:
     return s
 
 
+def _explained(cells: Cells) -> Section | None:
+    """Explained cells: the verdict, the ops up to the first divergent one and its error
+    through depth."""
+    from convbench.explain import Explanation
+
+    done = [c for c in cells if "explanation" in c.info]
+    if not done:
+        return None
+    s = Section("Where conversions depart", [
+        "Each explained cell: the first converted op whose output leaves what its precision "
+        "explains, the fault kind found (input, weights, hyperparameter, graph, precision) and "
+        "the op responsible, then the ops around it (relative error against the original's "
+        "matching layer, on the traced samples)."])
+    s.blocks.append(Table(["cell", "fault", "op", "original layer", "why"], [
+        [c.name, c.info["explanation"]["verdict"]["fault"] or "none",
+         f"{v['op_type']} {v['op']}" if v.get("op") else "-",
+         f"{v['layer_type']} {v['layer']}" if v.get("layer") else "-", v["detail"][:300]]
+        for c in done for v in [c.info["explanation"]["verdict"]]]))
+    for n, c in enumerate(done):
+        ex = Explanation.from_dict(c.info["explanation"])
+        rows = [r for r in ex.ops if r.status != "no-value"]
+        first = next((i for i, r in enumerate(rows) if r.op == ex.verdict.first_divergent),
+                     None)
+        shown = rows[max(0, first - 3):first + 3] if first is not None else rows[:6]
+        s.blocks.append(Table(["op", "type", "original layer", "matched by", "status",
+                               "rel err", "explained"],
+                              [[r.op, r.op_type, r.layer or "-", ",".join(r.how) or "-",
+                                r.status, "shape" if (r.error or {}).get("shape_differs") else
+                                f"{(r.error or {}).get('rel', float('nan')):.2g}",
+                                f"{r.tolerance:.2g}" if r.tolerance is not None else "-"]
+                               for r in shown], c.name))
+        profile = ex.depth_profile()
+        if profile:
+            s.blocks.append(Figure(f"explain_{n}", plots.depth(
+                profile, ex.verdict.first_divergent, c.name),
+                f"{c.name}: relative error op by op against what precision explains"))
+    return s
+
+
 def _findings(cells: Cells) -> Section:
     found = compare(cells)
     used = sorted({i for f in found for i in f.sources})
@@ -385,7 +424,9 @@ def build_report(store_path: str | Path, out_dir: str | Path) -> tuple[Path, Pat
             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC: {len(cells)} cells of the "
             f"studies {', '.join(sorted({c.study or '-' for c in cells})) or '-'}."])
         sections = [intro, _formats(cells), _rq1(groups), _rq2(groups, holds), _rq3(groups),
-                    _findings(cells), _outcomes(cells), _environment(store, cells)]
+                    _explained(cells), _findings(cells), _outcomes(cells),
+                    _environment(store, cells)]
+        sections = [s for s in sections if s is not None]
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for s in sections:

@@ -111,3 +111,26 @@ def divergence(labels, rates) -> bytes:
     ax.set_yticks(np.arange(len(labels)), labels)
     ax.set_xlabel("conversion divergence rate (adversarial inputs with different labels)")
     return _png(fig)
+
+
+def depth(profile: list[tuple[int, str, float, float]], first: str | None = None,
+          title: str = "") -> bytes:
+    """An explained cell's relative error op by op through the converted graph, against the
+    error its precision explains; the first divergent op marked."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    floor = 1e-12  # exact ops shown at the floor of the log axis
+    pos = [p for p, _, _, _ in profile]
+    ax.plot(pos, [max(e, floor) for _, _, e, _ in profile], "o-", ms=3, label="relative error")
+    ax.plot(pos, [t for _, _, _, t in profile], "--", color="grey", label="precision explains")
+    for p, name, e, _ in profile:
+        if name == first:
+            ax.scatter([p], [max(e, floor)], s=80, facecolors="none", edgecolors="red",
+                       label=f"first divergent: {name}"[:60])
+    ax.set_yscale("log")
+    ax.set_xlabel("op (execution order)")
+    ax.set_ylabel("||conv - orig|| / ||orig||")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return _png(fig)

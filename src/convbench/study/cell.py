@@ -41,6 +41,9 @@ class MeasureOptions:
     # seconds timing waits for other cells' computing before it is put off to the study's
     # end (None: it waits, as a single assessment does, which has no end to put it off to)
     latency_wait: float | None = 10.0
+    # explain the conversion op by op: False, True (always) or "on_flip"; samples traced
+    explain: bool | str = False
+    explain_samples: int = 8
 
     def cost(self) -> CostOptions:
         return CostOptions(LatencyOptions(
@@ -196,10 +199,48 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
                           f"converted {outputs['converted'].shape}")
     metrics.extend(agreement(outputs["original"], outputs["converted"], y,
                              converted.meta.get("precision", "fp32")))
+    explained = explain_cell(original, converted, x, outputs, measures, threads,
+                             converted_runtime, runtime_options, info) \
+        if measures.explain else []
     step("timing")
     cost, outcomes, info["cost"] = measure_cost(models, measures.cost(), threads, log)
     metrics.extend(cost)
-    return metrics, outcomes, info
+    return metrics, outcomes + explained, info
+
+
+def explain_cell(original: Artifact, converted: Artifact, x, outputs: dict, measures,
+                 threads, runtime: str | None, runtime_options: dict,
+                 info: dict[str, Any]) -> list[Outcome]:
+    """The cell's explanation (`explain: true`, or `on_flip` when a label flips or the outputs
+    differ beyond 1e-4 relative) into `info["explanation"]`; its outcome. A failure to
+    explain is an outcome: the cell keeps its numbers."""
+    from convbench.explain import explain_models, wanted
+    from convbench.explain.render import verdict_text
+
+    a, b = (np.asarray(outputs[r]).reshape(len(outputs[r]), -1)
+            for r in ("original", "converted"))
+    flips = int((a.argmax(1) != b.argmax(1)).sum()) if a.shape[1] > 1 else 0
+    norm = float(np.linalg.norm(a))
+    rel = float(np.linalg.norm(a - b)) / norm if norm else 0.0
+    if not wanted(measures.explain, flips, rel):
+        return [Outcome("measure", "explain", Status.SKIPPED,
+                        "no label flips and outputs within 1e-4 (explain: on_flip)")]
+    step("explaining")
+    try:
+        with compute_phase():
+            ex = explain_models(original, converted, x, samples=measures.explain_samples,
+                                outputs=(outputs["original"], outputs["converted"]),
+                                runtime=runtime, runtime_options=runtime_options,
+                                threads=threads)
+    except Exception as e:
+        return [Outcome("measure", "explain", Status.FAILED, f"{type(e).__name__}: {e}"[:500])]
+    info["explanation"] = json.loads(json.dumps(ex.to_dict(), default=_plain))
+    return [Outcome("measure", "explain", Status.OK, verdict_text(ex).splitlines()[0])]
+
+
+def _plain(v):
+    """numpy numbers as JSON numbers; anything else as text."""
+    return v.item() if isinstance(v, (np.floating, np.integer)) else str(v)
 
 
 def runner_name(art: Artifact, runtime: str | None) -> str:

@@ -22,7 +22,8 @@ def plan(spec: StudySpec, data_dir: str | None = None, memory: int | None = None
     preset = PRESETS[spec.preset]
     runs = spec.runs or preset["runs"]
     n_test = {None: preset["n_test"], "all": None}.get(spec.n_test, spec.n_test)
-    measures = MeasureOptions(**spec.measures.model_dump())
+    measures = MeasureOptions(**spec.measures.model_dump(), explain=spec.explain,
+                              explain_samples=spec.explain_samples)
     cells = []
     for entry in spec.models:
         if isinstance(entry, UserModelEntry):

@@ -167,6 +167,10 @@ class StudySpec(_Strict):
     # (`attack_n` of them, or the attack's own `n`)
     attacks: list[str | dict[str, Any]] = Field(default_factory=list)
     attack_n: int | None = Field(1000, ge=1)
+    # where and why each conversion departs, op by op (`convbench explain`): true, false, or
+    # on_flip (cells with a label flip or outputs apart beyond 1e-4 relative); rows traced
+    explain: bool | Literal["on_flip"] = False
+    explain_samples: int = Field(8, ge=1)
 
     @field_validator("formats")
     @classmethod

@@ -1,0 +1,112 @@
+"""Explaining a conversion: where and why a converted model departs from its original.
+
+Both models run on the same few samples (the flipped and the worst-error ones first) with every
+intermediate tensor read (`Runner.trace`); `match` maps the original's layers onto the converted
+ops by weights, values, names and order; `core` finds the first op whose error exceeds what its
+precision explains and says why (input, weights, hyperparameter, graph or precision).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convbench.explain.core import Explanation, OpRow, Verdict, explain_traces
+from convbench.records import Artifact
+
+__all__ = ["Explanation", "OpRow", "Verdict", "ExplainError", "explain_models",
+           "explain_traces", "pick_samples", "wanted"]
+
+#: How many samples are traced when not told (the flipped and the worst first).
+SAMPLES = 8
+
+
+class ExplainError(RuntimeError):
+    """A conversion that cannot be explained; the message says which model and why."""
+
+
+def pick_samples(original: np.ndarray, converted: np.ndarray, n: int = SAMPLES) -> list[int]:
+    """The rows to trace: those whose label flips (largest output error first), then those
+    with the largest output error."""
+    a = np.asarray(original).reshape(len(original), -1)
+    b = np.asarray(converted).reshape(len(converted), -1)
+    err = np.abs(a - b).max(1)
+    err = np.where(np.isfinite(err), err, np.inf)
+    flips = a.argmax(1) != b.argmax(1) if a.shape[1] > 1 else np.zeros(len(a), bool)
+    order = np.lexsort((-err, ~flips))  # flipped first, each group by error, largest first
+    return sorted(int(i) for i in order[:n])
+
+
+def wanted(mode: bool | str, flips: int, divergence: float, tolerance: float = 1e-4) -> bool:
+    """Whether a cell is explained: `explain: true` always, `on_flip` when a label flips or
+    the outputs differ by more than `tolerance` (relative)."""
+    if mode == "on_flip":
+        return flips > 0 or divergence > tolerance
+    return bool(mode)
+
+
+def _trace(art: Artifact, x: np.ndarray, runtime: str | None, options: dict[str, Any],
+           threads: int | None):
+    from convbench.models.load import ModelLoadError
+    from convbench.models.spec import to_layout
+    from convbench.runtimes.base import open_runner
+
+    xs = to_layout(x, "keras" if art.meta.get("layout") == "nhwc" else "torch")
+    runner = open_runner(art, runtime, threads=threads, **options)
+    try:
+        try:
+            runner.load()
+        except ModelLoadError as e:  # traced up to where it fails, where the runtime allows
+            if art.format != "onnx":
+                raise ExplainError(f"{art.path}: {e}") from e
+        try:
+            return runner.trace(xs)
+        except NotImplementedError as e:
+            raise ExplainError(str(e)) from e
+    finally:
+        runner.close()
+
+
+def explain_models(original: Artifact, converted: Artifact, x: np.ndarray, *,
+                   samples: int = SAMPLES, outputs: tuple[np.ndarray, np.ndarray] | None = None,
+                   runtime: str | None = None,
+                   runtime_options: dict[str, dict[str, Any]] | None = None,
+                   threads: int | None = None) -> Explanation:
+    """Explain `converted` against `original` on `samples` rows of `x` (canonical layout:
+    NCHW images, token ids); `outputs` (both models' outputs on `x`) choose the rows, else
+    both models run on `x` first."""
+    from convbench.runtimes.base import default_runtime
+
+    runtime_options = runtime_options or {}
+    if samples < 1:
+        raise ExplainError(f"--samples {samples}: give at least one sample to trace")
+    names = {"original": default_runtime(original.format),
+             "converted": runtime or default_runtime(converted.format)}
+    if outputs is None:
+        outputs = tuple(_outputs(art, x, names[role], runtime_options.get(names[role], {}),
+                                 threads) for role, art in (("original", original),
+                                                            ("converted", converted)))
+    picks = pick_samples(outputs[0], outputs[1], samples) \
+        if outputs[0] is not None and outputs[1] is not None \
+        else list(range(min(samples, len(x))))
+    xs = x[picks] if isinstance(x, np.ndarray) else np.asarray(x[np.asarray(picks)])
+    to = _trace(original, xs, names["original"], runtime_options.get(names["original"], {}),
+                threads)
+    tc = _trace(converted, xs, names["converted"], runtime_options.get(names["converted"], {}),
+                threads)
+    ex = explain_traces(to, tc)
+    ex.samples = picks
+    return ex
+
+
+def _outputs(art: Artifact, x, runtime: str, options: dict, threads):
+    from convbench.models.spec import to_layout
+    from convbench.runtimes.base import open_runner
+
+    try:
+        with open_runner(art, runtime, threads=threads, **options) as r:
+            return r.infer_all(to_layout(np.asarray(x), "keras" if art.meta.get("layout") ==
+                                         "nhwc" else "torch"))
+    except Exception:  # a model that does not run whole is still traced up to where it stops
+        return None
