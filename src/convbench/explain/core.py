@@ -169,7 +169,8 @@ def explain_traces(orig: Trace, conv: Trace) -> Explanation:
 
     restore = [(node.name, role, node.sources.get(role), _restorable(O[i], rel, node, role))
                for j, node in enumerate(C) if j in anchors
-               for i, rel in [anchors[j]] if rel.kind == "altered"
+               for i, rel in [anchors[j]] if rel.kind == "altered" or rel.kind == "folded"
+               and (_fold_check(O, i, rel) or ("",))[0] == "weights" and not _has_bn(O, i)
                for role in [_role(node)]]
     verdict = _verdict(O, C, matches, anchors, status, ref, errs, tols, precs, producer, rows,
                        conv.stopped)
@@ -179,6 +180,10 @@ def explain_traces(orig: Trace, conv: Trace) -> Explanation:
                      stopped=conv.stopped)
     ex.restore = [r for r in restore if r[3] is not None]  # what `--repair weights` puts back
     return ex
+
+
+def _has_bn(O: list[Node], i: int) -> bool:
+    return any(family(O[k]) == "batchnorm" for k in range(i + 1, min(i + 3, len(O))))
 
 
 def _restorable(layer: Node, rel: Relation, node: Node, role: str) -> np.ndarray | None:
@@ -222,11 +227,16 @@ def _ancestors(j: int, C: list[Node], producer: dict, status: dict) -> list[int]
 
 def _fold_check(O: list[Node], i: int, rel: Relation) -> tuple[str, str] | None:
     """A folded weight whose per-channel factor is not the following batch norm's: the norm's
-    epsilon (one value explains every channel) or its weights changed."""
+    epsilon (one value explains every channel) or its weights changed; with no batch norm to
+    fold, the weight was scaled."""
     bn = next((O[k] for k in range(i + 1, min(i + 3, len(O)))
                if family(O[k]) == "batchnorm"), None)
-    if bn is None or rel.scale is None:
+    if rel.scale is None:
         return None
+    if bn is None:
+        return ("weights", f"its weight is {O[i].name}'s scaled channel by channel (factors "
+                f"{float(rel.scale.min()):.3g} to {float(rel.scale.max()):.3g}) with no batch "
+                f"norm after that layer to fold in")
     gamma = bn.weights.get("weight", bn.weights.get("gamma"))
     var = bn.weights.get("running_var", bn.weights.get("moving_variance"))
     eps = geometry(bn, None).get("epsilon", 1e-5 if gamma is not None else 1e-3)

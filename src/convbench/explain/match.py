@@ -112,9 +112,10 @@ def main_weight(node: Node) -> np.ndarray | None:
 
 
 def anchor(conv: list[Node], orig: list[Node]) -> dict[int, tuple[int, Relation]]:
-    """For converted nodes with weights: the source layer whose main weight relates best."""
+    """For converted nodes with weights: the source layer one of whose weights their main
+    weight relates to best (a kernel to a kernel, a bias kept apart to a bias)."""
     out = {}
-    sources = [(i, main_weight(n)) for i, n in enumerate(orig) if n.weights]
+    sources = [(i, w) for i, n in enumerate(orig) for w in n.weights.values()]
     for j, node in enumerate(conv):
         w = main_weight(node)
         if w is None or w.size < 4:
