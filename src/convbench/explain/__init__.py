@@ -97,6 +97,11 @@ def explain_models(original: Artifact, converted: Artifact, x: np.ndarray, *,
                 threads)
     ex = explain_traces(to, tc)
     ex.samples = picks
+    if outputs[0] is not None and outputs[1] is not None:  # the rows run to choose them
+        a, b = (np.asarray(o).reshape(len(o), -1) for o in outputs)
+        ex.output["rows_run"] = int(len(a))
+        ex.output["rows_flipped"] = int((a.argmax(1) != b.argmax(1)).sum()) \
+            if a.shape[1] > 1 else 0
     return ex
 
 

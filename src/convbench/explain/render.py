@@ -31,7 +31,10 @@ def table(ex: Explanation, all_ops: bool = False) -> str:
     else those that hold values)."""
     lines = [verdict_text(ex)]
     out = ex.output
-    if out:
+    if out.get("rows_run"):
+        lines.append(f"{out['rows_flipped']} of the {out['rows_run']} row(s) run flip their "
+                     f"label")
+    if out.get("samples"):
         lines.append(f"outputs on {out['samples']} traced sample(s) (rows {ex.samples}): "
                      f"{out['flips']} label flip(s), relative error {_num(out['rel'])}")
     if ex.stopped:
