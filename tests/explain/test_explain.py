@@ -45,6 +45,16 @@ def test_the_traced_rows_are_the_flipped_then_the_worst():
     assert wanted("on_flip", 0, 1e-3) is True and wanted(True, 0, 0.0) is True
 
 
+def test_traces_over_the_memory_budget_keep_fewer_samples(zoo_pairs, monkeypatch):
+    import convbench.explain as explain
+
+    pair = zoo_pairs[0]
+    monkeypatch.setattr(explain, "MEMORY_GIB", 1e-4)  # ~100 KiB: one LeNet-5 sample fits
+    ex = explain_models(pair.original, pair.converted["onnx"], pair.x, samples=4)
+    assert len(ex.samples) < 4 and ex.notes and "CONVBENCH_EXPLAIN_GIB" in ex.notes[0]
+    assert ex.verdict.fault is None and all(r.status != "diverged" for r in ex.ops)
+
+
 # -- pieces -----------------------------------------------------------------------------------------
 def test_weight_relations():
     rng = np.random.default_rng(0)

@@ -8,6 +8,7 @@ precision explains and says why (input, weights, hyperparameter, graph or precis
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,9 @@ __all__ = ["Explanation", "OpRow", "Verdict", "ExplainError", "explain_models",
 
 #: How many samples are traced when not told (the flipped and the worst first).
 SAMPLES = 8
+#: GiB the two traces may hold together (every intermediate tensor of both models on the
+#: traced samples); more samples than fit are left out, and the explanation says so.
+MEMORY_GIB = float(os.environ.get("CONVBENCH_EXPLAIN_GIB", "2"))
 
 
 class ExplainError(RuntimeError):
@@ -93,10 +97,25 @@ def explain_models(original: Artifact, converted: Artifact, x: np.ndarray, *,
     xs = x[picks] if isinstance(x, np.ndarray) else np.asarray(x[np.asarray(picks)])
     to = _trace(original, xs, names["original"], runtime_options.get(names["original"], {}),
                 threads)
+    notes = []
+    held = sum(n.value.nbytes for n in to.nodes if n.value is not None)
+    fit = int(len(picks) * MEMORY_GIB * 2**30 / max(2 * held, 1))  # the converted's alike
+    if fit < len(picks):
+        keep = max(fit, 1)
+        from convbench.files import size_text
+
+        notes.append(f"traced {keep} of {len(picks)} sample(s): every tensor of both models "
+                     f"on all of them takes about {size_text(2 * held)}, over the "
+                     f"{MEMORY_GIB:g} GiB budget (CONVBENCH_EXPLAIN_GIB)")
+        picks, xs = picks[:keep], xs[:keep]
+        for n in to.nodes:
+            if n.value is not None:
+                n.value = n.value[:keep]
+        to.input = to.input[:keep]
     tc = _trace(converted, xs, names["converted"], runtime_options.get(names["converted"], {}),
                 threads)
     ex = explain_traces(to, tc)
-    ex.samples = picks
+    ex.samples, ex.notes = picks, notes
     if outputs[0] is not None and outputs[1] is not None:  # the rows run to choose them
         a, b = (np.asarray(o).reshape(len(o), -1) for o in outputs)
         ex.output["rows_run"] = int(len(a))

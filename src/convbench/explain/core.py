@@ -59,6 +59,7 @@ class Explanation:
     samples: list[int] = field(default_factory=list)
     stopped: str | None = None
     repair: dict[str, Any] | None = None  # `--repair weights`: what was put back, re-measured
+    notes: list[str] = field(default_factory=list)  # what was left out, and why
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +69,7 @@ class Explanation:
         """An explanation as stored with its cell (`to_dict` through JSON)."""
         return cls(Verdict(**d["verdict"]), [OpRow(**r) for r in d["ops"]], d["parameters"],
                    d["graph"], d["input_contract"], d["output"], d.get("samples", []),
-                   d.get("stopped"), d.get("repair"))
+                   d.get("stopped"), d.get("repair"), d.get("notes", []))
 
     def depth_profile(self) -> list[tuple[int, str, float, float]]:
         """(position, op, relative error, tolerance) of every compared op: the error through
@@ -145,6 +146,16 @@ def explain_traces(orig: Trace, conv: Trace) -> Explanation:
                 matches[j].how = ["pass-through"]
                 continue
         status[j] = "unmatched"
+
+    # a match made by shape alone that diverges while a later op matches by value was the
+    # wrong counterpart (an initial state, a constant), not a divergence
+    last_good = max((j for j in status if status[j] == "ok" and "value" in matches[j].how),
+                    default=-1)
+    for j in list(status):
+        if status[j] == "diverged" and j < last_good and matches[j].how == ["shape"]:
+            status[j] = "unmatched"
+            ref.pop(j, None)
+            errs.pop(j, None)
 
     rows = []
     for j, (node, m) in enumerate(zip(C, matches)):

@@ -115,6 +115,8 @@ def trace_nn(interp, feed: dict, x: np.ndarray, layout: str) -> Trace:
     def tap(layer, outs):
         kind = layer.WhichOneof("layer")
         weights, attrs, wtype = _flatten(getattr(layer, kind), kind)
+        if not layer.output:  # a control layer (loop, branch) holds no value of its own
+            return
         nodes.append(Node(layer.name, kind, list(layer.input), layer.output[0],
                           as_float(outs[0]) if outs else None, weights, attrs,
                           "float16" if interp.arith == "fp16" else "float32", wtype,

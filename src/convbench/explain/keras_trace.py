@@ -33,7 +33,9 @@ def _weights(layer) -> dict[str, np.ndarray]:
 
 
 def _activated(layer) -> bool:
-    act = getattr(layer, "activation", None)
+    """A layer that applies its activation last, as a plain attribute (Dense, Conv*): not a
+    recurrent layer, whose activation acts inside its cell."""
+    act = vars(layer).get("activation")
     return (act is not None and type(layer).__name__ != "Activation"
             and getattr(act, "__name__", "") not in ("linear", ""))
 
@@ -71,8 +73,15 @@ def trace_keras(model, x: np.ndarray) -> Trace:
         values = list(values) if isinstance(values, (list, tuple)) else [values]
         inputs = {layer.name: [_source(t) for t in keras.tree.flatten(layer.input)]
                   for layer in layers}
-    except (AttributeError, ValueError, RuntimeError):  # never called symbolically: in order
-        values, pre_in, v = [], [], x
+    except (AttributeError, ValueError, RuntimeError) as e:  # never called symbolically
+        if not isinstance(model, keras.Sequential):
+            from convbench.explain import ExplainError
+
+            raise ExplainError(f"the Keras model {model.name!r} has no functional graph (a "
+                               f"subclassed model?): its layers' outputs cannot be read one by "
+                               f"one ({type(e).__name__}: {str(e)[:200]}); explain a "
+                               f"functional or Sequential equivalent") from e
+        values, pre_in, v = [], [], x  # a Sequential model: its layers in order
         for layer in layers:
             if _activated(layer):
                 pre_in.append(v)

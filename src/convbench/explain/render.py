@@ -39,6 +39,7 @@ def table(ex: Explanation, all_ops: bool = False) -> str:
                      f"{out['flips']} label flip(s), relative error {_num(out['rel'])}")
     if ex.stopped:
         lines.append(f"stopped: {ex.stopped}")
+    lines += [f"note: {n}" for n in ex.notes]
     head = ("op", "type", "original layer", "matched by", "status", "rel err", "explained",
             "SNR dB", "cosine")
     rows = []
