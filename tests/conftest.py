@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +137,47 @@ def executed(request):
         return EXECUTED[suite]
 
     return get
+
+
+@dataclass
+class Pair:
+    """A zoo model (original) and its conversions, with rows of its dataset (NCHW)."""
+
+    framework: str
+    model: str
+    original: Any
+    converted: dict[str, Any]
+    x: Any
+
+
+EXPLAIN_TARGETS = ("onnx", "coreml-fp32", "coreml", "coreml-nn")
+
+
+@pytest.fixture(scope="session")
+def zoo_pairs(tmp_path_factory, trained) -> list[Pair]:
+    """LeNet-5 (the suite's trained one) and ResNet-18 at a quarter width, each framework,
+    converted to ONNX and Core ML (ML Program FP32 and FP16, NeuralNetwork)."""
+    from convbench.convert import convert
+    from convbench.training import preset_config, train
+    from convbench.training.run import dataset_for
+
+    out = tmp_path_factory.mktemp("explain")
+    pairs = []
+    for model in ("lenet5", "resnet18"):
+        ds = dataset_for(model, "digits")
+        x = ds.arrays("test", 200, 0)[0]
+        for fw in ("torch", "keras"):
+            if model == "lenet5":
+                original = trained[fw].artifact
+            else:
+                cfg = preset_config("smoke", fw, model, "digits", epochs=1, lr=0.05,
+                                    batch_size=32, n_train=128,
+                                    model_options={"width": 0.25})
+                original = train(cfg, out).artifact
+            converted = {}
+            for t in EXPLAIN_TARGETS:
+                c = convert(original, t, out)
+                assert c.ok, f"{fw} {model} -> {t}: {c.message}"
+                converted[t] = c.artifact
+            pairs.append(Pair(fw, model, original, converted, x))
+    return pairs

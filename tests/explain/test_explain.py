@@ -116,7 +116,8 @@ def test_cli_explains_a_pair_of_files_as_json(lenet_torch, capsys):
     code = main(["explain", "--original", p.original.path, "--converted",
                  p.converted["onnx"].path, "--dataset", "digits", "--n", "100", "--samples",
                  "3", "--format", "json"])
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out,  # strict JSON: no Infinity, no NaN
+                     parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
     assert code == 0
     assert out["verdict"]["fault"] is None and len(out["samples"]) == 3
     first = out["ops"][0]
@@ -177,7 +178,8 @@ def test_a_study_explains_its_cells_and_stores_the_verdict(tmp_path, capsys):
     assert main(["run", str(spec), "--store", store, "--executor", "serial"]) == 0
     capsys.readouterr()
     assert main(["results", "--store", store, "--format", "json"]) == 0
-    cell = json.loads(capsys.readouterr().out)["cells"][0]
+    cell = json.loads(capsys.readouterr().out,
+                      parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))["cells"][0]
     assert cell["explanation"]["verdict"]["fault"] is None
     assert len(cell["explanation"]["samples"]) == 3
     assert any(o["name"] == "explain" and o["status"] == "ok" for o in cell["outcomes"])

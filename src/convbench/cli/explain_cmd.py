@@ -19,7 +19,7 @@ SUFFIXES = {".onnx": "onnx", ".mlpackage": "coreml", ".mlmodel": "coreml"}
 
 
 def explain(args) -> int:
-    from convbench.explain import ExplainError, explain_models
+    from convbench.explain import SAMPLES, ExplainError, explain_models
     from convbench.explain.render import table
 
     if bool(args.cell) == bool(args.original or args.converted):
@@ -27,8 +27,10 @@ def explain(args) -> int:
                          "--original MODEL and --converted FILE")
     if args.cell and _show_stored(args):
         return 0
+    runtime, options = None, {}
     if args.cell:
         cell, original, converted, x = _stored(args)
+        runtime, options = _runner_of(cell)
     else:
         if not (args.original and args.converted):
             raise ValueError("give both --original MODEL and --converted FILE")
@@ -36,8 +38,10 @@ def explain(args) -> int:
         original, x = _user_original(args)
         converted = _converted_artifact(args.converted, original)
     try:
-        ex = explain_models(original, converted, x, samples=args.samples,
-                            threads=args.threads)
+        samples = SAMPLES if args.samples is None else args.samples
+        ex = explain_models(original, converted, x, samples=samples, threads=args.threads,
+                            runtime=runtime,
+                            runtime_options={runtime: options} if runtime else None)
     except ExplainError as e:
         raise ValueError(str(e)) from None
     if args.repair:
@@ -52,7 +56,7 @@ def explain(args) -> int:
     if cell is not None:
         _store(args.store, cell, ex)
     if args.format == "json":
-        print(json.dumps(ex.to_dict(), indent=1, default=_plain))
+        print(json.dumps(ex.to_dict(), indent=1, allow_nan=False))
     else:
         print(table(ex, all_ops=args.all_ops))
         if getattr(ex, "repair", None):
@@ -65,12 +69,12 @@ def explain(args) -> int:
     return 0
 
 
-def _plain(v):
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
+def _runner_of(cell) -> tuple[str | None, dict]:
+    """The runtime and runner options the cell ran its converted model with."""
+    desc = cell.info.get("runner_converted", {})
+    options = {k: desc[k] for k in ("engine", "arith", "compute_units", "providers")
+               if desc.get(k)}
+    return desc.get("runtime") or cell.key.runtime, options
 
 
 def _show_stored(args) -> bool:
@@ -80,7 +84,8 @@ def _show_stored(args) -> bool:
     from convbench.explain.render import table
     from convbench.store import Store
 
-    if args.dataset or args.data or args.repair or args.samples != 8 or args.n:
+    if args.dataset or args.data or args.synthetic or args.repair or args.samples is not None \
+            or args.n:
         return False
     with Store(args.store) as store:
         c = _find(store, args.cell)
@@ -102,7 +107,7 @@ def _find(store, ref: str):
     hits = [c for c in cells if c.id == ref or c.name == ref] or \
         [c for c in cells if c.id.startswith(ref)]
     if len(hits) != 1:
-        known = "; ".join(f"{c.id[:12]} ({c.name})" for c in cells[:12])
+        known = "; ".join(f"{c.id[:12]} ({c.name})" for c in (hits or cells)[:12])
         raise ValueError(f"--cell {ref!r}: {'no' if not hits else len(hits)} stored cell(s) "
                          f"match in {store.path}; give a cell's id (or a unique start of it) "
                          f"or its name, e.g. {known or 'none stored: run a study first'}")
@@ -124,7 +129,7 @@ def _stored(args):
             raise ValueError(f"cell {c.name}: its {role} model {a.path} is gone (a cleared "
                              f"cache?); rerun the cell with `convbench run SPEC --force`, or "
                              f"explain the files with --original and --converted")
-    if args.dataset or args.data:
+    if args.dataset or args.data or args.synthetic:
         return c, original, converted, _user_original(args, original.path)[1]
     train = c.info.get("train", {}).get("config")
     if not train:
@@ -215,5 +220,5 @@ def _store(path: str, cell, ex) -> None:
     with Store(path) as store:
         store.replace_measures(cell.id, ("explain",), [], [
             Outcome("measure", "explain", Status.OK, verdict_text(ex).splitlines()[0])],
-            info={"explanation": json.loads(json.dumps(ex.to_dict(), default=_plain))})
+            info={"explanation": ex.to_dict()})
     print(f"explanation stored with cell {cell.name} in {path}", file=sys.stderr)

@@ -167,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-layout", choices=["nchw", "nhwc"])
     p.add_argument("--n", type=int, help="rows run through both models to find the flipped "
                    "and worst ones (default 1000)")
-    p.add_argument("--samples", type=int, default=8, help="rows traced op by op, the flipped "
-                   "and worst-error first (default 8)")
+    p.add_argument("--samples", type=int, help="rows traced op by op, the flipped and "
+                   "worst-error first (default 8; a stored explanation is shown as it is "
+                   "unless this or the data is given)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--all-ops", action="store_true", help="list ops without a float value "
                    "(shape arithmetic) too")

@@ -23,7 +23,16 @@ __all__ = ["Explanation", "OpRow", "Verdict", "ExplainError", "explain_models",
 SAMPLES = 8
 #: GiB the two traces may hold together (every intermediate tensor of both models on the
 #: traced samples); more samples than fit are left out, and the explanation says so.
-MEMORY_GIB = float(os.environ.get("CONVBENCH_EXPLAIN_GIB", "2"))
+def _budget() -> float:
+    raw = os.environ.get("CONVBENCH_EXPLAIN_GIB", "2")
+    try:
+        return float(raw)
+    except ValueError:
+        raise ExplainError(f"CONVBENCH_EXPLAIN_GIB={raw!r}: give the GiB both traces may hold, "
+                           f"e.g. 2") from None
+
+
+MEMORY_GIB: float | None = None  # set to override the environment (tests)
 
 
 class ExplainError(RuntimeError):
@@ -31,22 +40,22 @@ class ExplainError(RuntimeError):
 
 
 def pick_samples(original: np.ndarray, converted: np.ndarray, n: int = SAMPLES) -> list[int]:
-    """The rows to trace: those whose label flips (largest output error first), then those
-    with the largest output error."""
+    """The rows to trace, most telling first: those whose label flips (largest output error
+    first), then those with the largest output error."""
     a = np.asarray(original).reshape(len(original), -1)
     b = np.asarray(converted).reshape(len(converted), -1)
     err = np.abs(a - b).max(1)
     err = np.where(np.isfinite(err), err, np.inf)
     flips = a.argmax(1) != b.argmax(1) if a.shape[1] > 1 else np.zeros(len(a), bool)
     order = np.lexsort((-err, ~flips))  # flipped first, each group by error, largest first
-    return sorted(int(i) for i in order[:n])
+    return [int(i) for i in order[:n]]
 
 
 def wanted(mode: bool | str, flips: int, divergence: float, tolerance: float = 1e-4) -> bool:
     """Whether a cell is explained: `explain: true` always, `on_flip` when a label flips or
     the outputs differ by more than `tolerance` (relative)."""
     if mode == "on_flip":
-        return flips > 0 or divergence > tolerance
+        return flips > 0 or not divergence <= tolerance  # NaN outputs depart too
     return bool(mode)
 
 
@@ -63,7 +72,8 @@ def _trace(art: Artifact, x: np.ndarray, runtime: str | None, options: dict[str,
             runner.load()
         except ModelLoadError as e:  # traced up to where it fails, where the runtime allows
             if art.format != "onnx":
-                raise ExplainError(f"{art.path}: {e}") from e
+                raise ExplainError(f"the {art.format} model does not load, so nothing of it can be "
+                               f"traced: {e}") from e
         try:
             return runner.trace(xs)
         except NotImplementedError as e:
@@ -99,17 +109,18 @@ def explain_models(original: Artifact, converted: Artifact, x: np.ndarray, *,
                 threads)
     notes = []
     held = sum(n.value.nbytes for n in to.nodes if n.value is not None)
-    fit = int(len(picks) * MEMORY_GIB * 2**30 / max(2 * held, 1))  # the converted's alike
+    budget = MEMORY_GIB if MEMORY_GIB is not None else _budget()
+    fit = int(len(picks) * budget * 2**30 / max(2 * held, 1))  # the converted's alike
     if fit < len(picks):
         keep = max(fit, 1)
         from convbench.files import size_text
 
         notes.append(f"traced {keep} of {len(picks)} sample(s): every tensor of both models "
                      f"on all of them takes about {size_text(2 * held)}, over the "
-                     f"{MEMORY_GIB:g} GiB budget (CONVBENCH_EXPLAIN_GIB)")
-        picks, xs = picks[:keep], xs[:keep]
-        for n in to.nodes:
-            if n.value is not None:
+                     f"{budget:g} GiB budget (CONVBENCH_EXPLAIN_GIB)")
+        picks, before, xs = picks[:keep], len(xs), xs[:keep]
+        for n in to.nodes:  # values with a sample axis first (not a state or a constant)
+            if n.value is not None and n.value.ndim and len(n.value) == before:
                 n.value = n.value[:keep]
         to.input = to.input[:keep]
     tc = _trace(converted, xs, names["converted"], runtime_options.get(names["converted"], {}),
@@ -121,6 +132,10 @@ def explain_models(original: Artifact, converted: Artifact, x: np.ndarray, *,
         ex.output["rows_run"] = int(len(a))
         ex.output["rows_flipped"] = int((a.argmax(1) != b.argmax(1)).sum()) \
             if a.shape[1] > 1 else 0
+        if ex.output["rows_flipped"] and not ex.output.get("flips"):
+            ex.notes.append(f"{ex.output['rows_flipped']} row(s) flip in the run but none of "
+                            f"the traced ones does: the trace runs the converted model as "
+                            f"its file says (ONNX Runtime unoptimised), the run as configured")
     return ex
 
 

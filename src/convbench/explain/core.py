@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,16 @@ class Verdict:
 
 
 @dataclass
+class Restore:
+    """A weight `--repair weights` puts back: the source's, in the converted op's layout."""
+
+    op: str
+    role: str  # the op's input or field holding it
+    source: str | None  # the constant (initializer, MIL const) that holds it in the file
+    value: np.ndarray
+
+
+@dataclass
 class Explanation:
     verdict: Verdict
     ops: list[OpRow]
@@ -60,22 +70,41 @@ class Explanation:
     stopped: str | None = None
     repair: dict[str, Any] | None = None  # `--repair weights`: what was put back, re-measured
     notes: list[str] = field(default_factory=list)  # what was left out, and why
+    restore: list[Restore] = field(default_factory=list, repr=False)  # not stored
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON: numpy numbers as numbers, a non-finite number as null (an exact op's
+        SNR, a shape that differs: its flag says which)."""
+        return _json_safe({k: v for k, v in asdict(replace(self, restore=[])).items()
+                           if k != "restore"})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Explanation":
         """An explanation as stored with its cell (`to_dict` through JSON)."""
         return cls(Verdict(**d["verdict"]), [OpRow(**r) for r in d["ops"]], d["parameters"],
                    d["graph"], d["input_contract"], d["output"], d.get("samples", []),
-                   d.get("stopped"), d.get("repair"), d.get("notes", []))
+                   d.get("stopped"), d.get("repair"), d.get("notes", []))  # no restore
 
     def depth_profile(self) -> list[tuple[int, str, float, float]]:
         """(position, op, relative error, tolerance) of every compared op: the error through
         depth."""
         return [(i, r.op, r.error["rel"], r.tolerance) for i, r in enumerate(self.ops)
-                if r.error and r.tolerance is not None and np.isfinite(r.error["rel"])]
+                if r.error and r.tolerance is not None and r.error["rel"] is not None
+                and np.isfinite(r.error["rel"])]
+
+
+def _json_safe(v):
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if isinstance(v, np.ndarray):
+        return _json_safe(v.tolist())
+    return v
 
 
 def _input_node(trace: Trace) -> Node:
@@ -170,7 +199,7 @@ def explain_traces(orig: Trace, conv: Trace) -> Explanation:
         src = O[anchors[j][0]] if j in anchors else layer
         if src is not None:
             hyper = {k: [a, b] for k, (a, b) in hyperparameters(
-                node, _spatial(node, cvalues, conv.layout), src,
+                node, _spatial(node, cvalues, "nchw"), src,  # converted ops: channels first
                 _spatial(src, ovalues, orig.layout),
                 None if _reads_pad(node, C, producer) else _padded_by(src, O)).items()}
         rows.append(OpRow(node.name, node.kind, layer.name if layer else None,
@@ -178,10 +207,11 @@ def explain_traces(orig: Trace, conv: Trace) -> Explanation:
                           status[j], precs[j], tols.get(j),
                           errs[j].to_dict() if errs.get(j) is not None else None, w, hyper))
 
-    restore = [(node.name, role, node.sources.get(role), _restorable(O[i], rel, node, role))
+    restore = [Restore(node.name, role, node.sources.get(role),
+                       _restorable(O[i], rel, node, role))
                for j, node in enumerate(C) if j in anchors
                for i, rel in [anchors[j]] if rel.kind == "altered" or rel.kind == "folded"
-               and (_fold_check(O, i, rel) or ("",))[0] == "weights" and not _has_bn(O, i)
+               and not _has_bn(O, i)
                for role in [_role(node)]]
     verdict = _verdict(O, C, matches, anchors, status, ref, errs, tols, precs, producer, rows,
                        conv.stopped)
@@ -189,7 +219,9 @@ def explain_traces(orig: Trace, conv: Trace) -> Explanation:
                      _graph(O, C, ref, status, anchors),
                      _contract(orig, conv, O, C, anchors, producer), _output(O, C),
                      stopped=conv.stopped)
-    ex.restore = [r for r in restore if r[3] is not None]  # what `--repair weights` puts back
+    ex.restore = [r for r in restore if r.value is not None]  # for `--repair weights`
+    ex.notes += [f"{r.op}: its {r.role} cannot be put back in the source's layout"
+                 for r in restore if r.value is None]
     return ex
 
 
@@ -270,8 +302,10 @@ def _fold_check(O: list[Node], i: int, rel: Relation) -> tuple[str, str] | None:
 def _verdict(O, C, matches, anchors, status, ref, errs, tols, precs, producer, rows,
              stopped) -> Verdict:
     first = next((j for j in range(1, len(C)) if status.get(j) == "diverged"), None)
-    if first is None and stopped:  # the run broke before any output could be compared
-        first = len(C) - 1 if len(C) > 1 else None
+    if first is None and stopped:  # the graph breaks where nothing had diverged yet
+        compared = sum(1 for j in range(1, len(C)) if status.get(j) == "ok")
+        return Verdict("graph", detail=f"{stopped} ({compared} op(s) before it agree with the "
+                       f"original)")
     if first is None:
         return _no_fault(O, C, errs, tols)
     row = {r.op: r for r in rows}
@@ -315,12 +349,10 @@ def _verdict(O, C, matches, anchors, status, ref, errs, tols, precs, producer, r
             and not (j in anchors):
         return verdict(j, "graph", f"a {C[j].kind} where the original has "
                        f"{O[ref[j]].kind} {O[ref[j]].name}")
-    if e is not None and precs[j] not in ("float32", "float64") and \
-            e.rel <= 10 * tols[j]:
+    if e is not None and not e.shape_differs and precs[j] not in ("float32", "float64") \
+            and e.rel <= 10 * tols[j]:
         return verdict(j, "precision", f"relative error {e.rel:.2g}, near what {precs[j]} "
                        f"storage explains ({tols[j]:.2g})")
-    if stopped and status.get(j) != "diverged":
-        return verdict(j, "graph", stopped)
     said = f"relative error {e.rel:.2g} > {tols[j]:.2g}" if e and not e.shape_differs else \
         "its output's shape is not the original's"
     return verdict(j, "graph", f"{said}, with the same weights and hyperparameters: the op "

@@ -107,4 +107,4 @@ def trace_keras(model, x: np.ndarray) -> Trace:
         first = value[0] if isinstance(value, (list, tuple)) else value
         nodes.append(Node(layer.name, kind, reads, layer.name, as_float(first), _weights(layer),
                           _attrs(layer)))
-    return Trace(nodes, "input", x, layout="nhwc" if np.ndim(x) == 4 else "none")
+    return Trace(nodes, "input", x, layout="nhwc" if np.ndim(x) >= 3 else "none")

@@ -9,6 +9,8 @@ import numpy as np
 from convbench.explain.trace import MIN_WEIGHT_SIZE, Node, Trace, as_float, plain
 
 FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+#: Ops whose outputs are integers whatever their inputs (when shape inference cannot say).
+INT_OPS = {"Shape", "Size", "NonZero", "ArgMax", "ArgMin", "Range", "NonMaxSuppression"}
 
 
 def _constants(model) -> dict[str, np.ndarray]:
@@ -68,15 +70,22 @@ def trace_onnx(path: str, x: np.ndarray, threads: int | None = None) -> Trace:
                  list(inferred.graph.value_info) + list(inferred.graph.output)}
     except Exception:
         types = {}
-    feeds = [i.name for i in model.graph.input if i.name not in consts]
+    feeds = [i for i in model.graph.input if i.name not in consts]
+    if len(feeds) != 1:
+        from convbench.explain import ExplainError
+
+        raise ExplainError(f"{path}: the graph takes {len(feeds)} inputs "
+                           f"({', '.join(i.name for i in feeds)}); convbench feeds one")
+    dim = feeds[0].type.tensor_type.shape.dim
+    fixed = dim[0].dim_value if dim and dim[0].HasField("dim_value") else None
+    feeds = [feeds[0].name]
     nodes = [n for n in model.graph.node if n.op_type != "Constant"]
     wanted = [(o, types.get(o, 1)) for n in nodes for o in n.output[:1] if o
-              and types.get(o, 1) in FLOAT_TYPES]
+              and types.get(o, 1) in FLOAT_TYPES and (o in types or n.op_type not in INT_OPS)]
     stopped, ran = None, len(nodes)
     try:
-        values = dict(zip([o for o, _ in wanted],
-                          _session(model, wanted, threads).run([o for o, _ in wanted],
-                                                               {feeds[0]: x})))
+        values = _run(_session(model, wanted, threads), [o for o, _ in wanted], feeds[0], x,
+                      fixed) if wanted else {}
     except Exception as e:
         values, ran, stopped = _longest_prefix(model, nodes, wanted, feeds[0], x, threads, e)
     out = []
@@ -101,6 +110,25 @@ def trace_onnx(path: str, x: np.ndarray, threads: int | None = None) -> Trace:
     return Trace(out, feeds[0], x, layout="nchw", stopped=stopped)
 
 
+def _run(session, names: list[str], feed: str, x: np.ndarray, fixed: int | None) -> dict:
+    """Every wanted output on `x`; a graph with a fixed batch runs in batches of it (the last
+    padded with its own last row), outputs with that batch first joined, others as first run."""
+    if not fixed or len(x) == fixed:
+        return dict(zip(names, session.run(names, {feed: x})))
+    parts = []
+    for i in range(0, len(x), fixed):
+        part = x[i:i + fixed]
+        if len(part) < fixed:
+            part = np.concatenate([part, np.repeat(part[-1:], fixed - len(part), 0)])
+        parts.append(session.run(names, {feed: part}))
+    out = {}
+    for k, name in enumerate(names):
+        vals = [p[k] for p in parts]
+        batched = all(np.ndim(v) and len(v) == fixed for v in vals)
+        out[name] = np.concatenate(vals)[:len(x)] if batched else vals[0]
+    return out
+
+
 def _longest_prefix(model, nodes, wanted, feed, x, threads, error):
     """The values of the longest run of first nodes that executes, its length, and what stopped
     the next node."""
@@ -111,14 +139,20 @@ def _longest_prefix(model, nodes, wanted, feed, x, threads, error):
         keep = [(o, t) for o, t in wanted if order.get(o, len(nodes)) < mid]
         sub = _prefix_model(model, nodes[:mid], keep)
         try:
-            vals = _session(sub, keep, threads).run([o for o, _ in keep], {feed: x})
-            lo, best = mid, dict(zip([o for o, _ in keep], vals))
+            vals = _run(_session(sub, keep, threads), [o for o, _ in keep], feed, x,
+                        _fixed_batch(model)) if keep else {}
+            lo, best = mid, vals
         except Exception:
             hi = mid - 1
     failing = nodes[lo] if lo < len(nodes) else None
     first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
     where = f"{failing.op_type} {failing.name or failing.output[0]!r}" if failing else "the graph"
     return best, lo, f"the converted graph stops at {where}: {first}"
+
+
+def _fixed_batch(model) -> int | None:
+    dim = model.graph.input[0].type.tensor_type.shape.dim
+    return dim[0].dim_value if dim and dim[0].HasField("dim_value") else None
 
 
 def _prefix_model(model, prefix, keep):

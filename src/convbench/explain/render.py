@@ -8,8 +8,8 @@ from convbench.explain.core import Explanation
 
 
 def _num(v, fmt: str = ".2g") -> str:
-    if v is None:
-        return "-"
+    if v is None or isinstance(v, str):
+        return v or "-"
     if isinstance(v, float) and math.isinf(v):
         return "inf" if v > 0 else "-inf"
     return format(v, fmt)

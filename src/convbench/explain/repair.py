@@ -19,7 +19,7 @@ def _default_out(path: str) -> str:
 def repair_weights(ex, original: Artifact, converted: Artifact, x, out: str | None = None
                    ) -> dict[str, Any]:
     """Write the repaired copy of `converted` to `out`; re-measure it against `original` on `x`."""
-    restore = getattr(ex, "restore", [])
+    restore = ex.restore
     out = out or _default_out(converted.path)
     if not restore:
         return {"ops": [], "path": None, "flips_before": None, "flips_after": None,
@@ -35,7 +35,7 @@ def repair_weights(ex, original: Artifact, converted: Artifact, x, out: str | No
         _mlprogram(converted.path, restore, out)
     repaired = Artifact.from_path(converted.format, out, **converted.meta)
     flips = [_flips(original, c, x) for c in (converted, repaired)]
-    return {"ops": [r[0] for r in restore], "path": out, "flips_before": flips[0],
+    return {"ops": [r.op for r in restore], "path": out, "flips_before": flips[0],
             "flips_after": flips[1], "rows": int(len(x))}
 
 
@@ -56,10 +56,14 @@ def _onnx(path: str, restore, out: str) -> None:
 
     m = onnx.load(path)
     inits = {t.name: t for t in m.graph.initializer}
-    for _, _, name, value in restore:
-        t = inits[name]
-        t.CopyFrom(numpy_helper.from_array(
-            value.astype(numpy_helper.to_array(t).dtype), name))
+    constants = {n.output[0]: n for n in m.graph.node if n.op_type == "Constant"}
+    for r in restore:
+        if r.source in inits:
+            t = inits[r.source]
+        else:  # a Constant node's value
+            t = next(a.t for a in constants[r.source].attribute if a.name == "value")
+        t.CopyFrom(numpy_helper.from_array(r.value.astype(numpy_helper.to_array(t).dtype),
+                                           t.name))
     onnx.save(m, out)
 
 
@@ -68,7 +72,8 @@ def _neuralnetwork(path: str, restore, out: str) -> None:
 
     spec = load_spec(path)
     layers = {layer.name: layer for layer in spec.neuralNetwork.layers}
-    for op, _, source, value in restore:
+    for r in restore:
+        op, source, value = r.op, r.source, r.value
         kind, field = source.split(".", 1)
         params = getattr(layers[op], kind)
         for part in field.split(".")[:-1]:
@@ -92,7 +97,8 @@ def _mlprogram(path: str, restore, out: str) -> None:
     block = prog.functions["main"]
     ops = {op.name: op for op in block.operations}
     with block:
-        for op_name, role, _, value in restore:
+        for r in restore:
+            op_name, role, value = r.op, r.role, r.value
             op = ops[op_name]
             old = getattr(op, role)
             dtype = old.val.dtype if old.val is not None else np.float32

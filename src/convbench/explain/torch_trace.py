@@ -83,8 +83,10 @@ def _trace_hooks(model, xt, x) -> Trace:
     finally:
         for h in handles:
             h.remove()
-    if not nodes or nodes[-1].value is None or nodes[-1].value.shape != tuple(out.shape) \
-            or not np.array_equal(nodes[-1].value, as_float(out)):
+    final = as_float(_first(out))  # a model returning a tuple: its first output
+    if final is not None and (not nodes or nodes[-1].value is None or
+                              nodes[-1].value.shape != final.shape or
+                              not np.array_equal(nodes[-1].value, final)):
         nodes.append(Node("output", "output", [nodes[-1].output] if nodes else ["input"],
-                          "output", as_float(out)))
+                          "output", final))
     return Trace(nodes, "input", x, layout="nchw")

@@ -58,7 +58,7 @@ def as_float(value) -> np.ndarray | None:
     if value is None:
         return None
     if hasattr(value, "detach"):  # torch
-        if not value.is_floating_point():
+        if not value.is_floating_point() or value.ndim == 0:
             return None
         return value.detach().float().cpu().numpy()
     if hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # TensorFlow

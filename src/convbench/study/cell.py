@@ -220,8 +220,8 @@ def explain_cell(original: Artifact, converted: Artifact, x, outputs: dict, meas
     a, b = (np.asarray(outputs[r]).reshape(len(outputs[r]), -1)
             for r in ("original", "converted"))
     flips = int((a.argmax(1) != b.argmax(1)).sum()) if a.shape[1] > 1 else 0
-    norm = float(np.linalg.norm(a))
-    rel = float(np.linalg.norm(a - b)) / norm if norm else 0.0
+    norm, diff = float(np.linalg.norm(a)), float(np.linalg.norm(a - b))
+    rel = diff / norm if norm else (0.0 if diff == 0 else float("inf"))
     if not wanted(measures.explain, flips, rel):
         return [Outcome("measure", "explain", Status.SKIPPED,
                         "no label flips and outputs within 1e-4 (explain: on_flip)")]
@@ -234,13 +234,9 @@ def explain_cell(original: Artifact, converted: Artifact, x, outputs: dict, meas
                                 threads=threads)
     except Exception as e:
         return [Outcome("measure", "explain", Status.FAILED, f"{type(e).__name__}: {e}"[:500])]
-    info["explanation"] = json.loads(json.dumps(ex.to_dict(), default=_plain))
+    info["explanation"] = ex.to_dict()
     return [Outcome("measure", "explain", Status.OK, verdict_text(ex).splitlines()[0])]
 
-
-def _plain(v):
-    """numpy numbers as JSON numbers; anything else as text."""
-    return v.item() if isinstance(v, (np.floating, np.integer)) else str(v)
 
 
 def runner_name(art: Artifact, runtime: str | None) -> str:
