@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +37,23 @@ def test_real_conversions_report_no_fault(zoo_pairs, target):
         assert ex.samples and len(ex.samples) == 4
 
 
+@pytest.mark.parametrize("framework,target", [("torch", "openvino"), ("keras", "tflite"),
+                                              ("keras", "tflite-fp16")])
+def test_openvino_and_litert_conversions_are_explained_too(zoo_pairs, framework, target):
+    """LeNet-5 to OpenVINO IR and LiteRT: every op traced, its weights found, no fault."""
+    from convbench.convert import convert
+
+    pair = next(p for p in zoo_pairs if p.model == "lenet5" and p.framework == framework)
+    c = convert(pair.original, target, Path(pair.converted["onnx"].path).parent)
+    assert c.ok, c.message
+    ex = explain_models(pair.original, c.artifact, pair.x, samples=4)
+    assert ex.verdict.fault in ((None,) if target != "tflite-fp16" else (None, "precision"))
+    kinds = {p["kind"] for p in ex.parameters if p["op"]}
+    assert kinds and kinds <= {"equal", "transposed", "fp16"}, ex.parameters
+    compared = [r for r in ex.ops if r.error]
+    assert len(compared) >= 8 and all(r.status == "ok" for r in compared)
+
+
 def test_the_traced_rows_are_the_flipped_then_the_worst():
     a = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.5, 0.5]])
     b = np.array([[0.9, 0.1], [0.4, 0.6], [0.25, 0.75], [0.5, 0.5]])
@@ -55,7 +73,44 @@ def test_traces_over_the_memory_budget_keep_fewer_samples(zoo_pairs, monkeypatch
     assert ex.verdict.fault is None and all(r.status != "diverged" for r in ex.ops)
 
 
-# -- pieces -----------------------------------------------------------------------------------------
+def _chain(kind: str, values: list, dtype: str = "float32", weights=None):
+    """A hand-made trace: one op per value, each reading the previous."""
+    from convbench.explain.trace import Trace
+
+    nodes, prev = [], "input"
+    for i, v in enumerate(values):
+        nodes.append(Node(f"{kind}{i}", kind, [prev], f"{kind}{i}", v, dtype=dtype,
+                          weights=dict(weights[i]) if weights and weights[i] else {}))
+        prev = f"{kind}{i}"
+    return nodes
+
+
+def test_verdicts_of_hand_made_traces():
+    """A graph that breaks at its first op is a graph fault, not "no fault"; an fp16 op just
+    past what fp16 explains is precision; fp16 rounding that flips a near tie is precision."""
+    from convbench.explain import explain_traces
+    from convbench.explain.trace import Trace
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    h = np.maximum(x, 0)
+    orig = Trace(_chain("relu", [h]), "input", x, "none")
+    broken = Trace([], "input", x, "none", stopped="the converted graph stops at Foo 'f': boom")
+    v = explain_traces(orig, broken).verdict
+    assert v.fault == "graph" and "boom" in v.detail
+    off = h * (1 + 2e-2)  # past what fp16 explains at this depth (6e-3), within 10x
+    v = explain_traces(orig, Trace(_chain("Relu", [off], "float16"), "input", x, "none")).verdict
+    assert v.fault == "precision" and v.op == "Relu0"
+    logits = np.array([[1.0, 1.0001], [3.0, 0.0]], np.float32)  # the first row is a near tie
+    orig = Trace(_chain("dense", [logits]), "input", logits, "none")
+    swapped = logits.copy()
+    swapped[0] = [1.0001, 1.0]
+    v = explain_traces(orig, Trace(_chain("Gemm", [swapped], "float16"), "input", logits,
+                                   "none")).verdict
+    assert v.fault == "precision" and "1 of 2 labels flip" in v.detail
+
+
+# -- pieces ---------------------------------------------------------------------------------
 def test_weight_relations():
     rng = np.random.default_rng(0)
     w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
@@ -105,7 +160,7 @@ def test_padding_reads_the_same_across_frameworks():
     assert geometry(k2, [32, 32])["pads"] == [0, 0, 1, 1]
 
 
-# -- the command line --------------------------------------------------------------------------------
+# -- the command line ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lenet_torch(zoo_pairs):
     return next(p for p in zoo_pairs if p.model == "lenet5" and p.framework == "torch")
@@ -155,11 +210,11 @@ def test_cli_bad_input_says_what_to_do(lenet_torch, tmp_path, capsys):
     p = lenet_torch
     assert main(["explain", "--cell", "nope", "--store", str(tmp_path / "s.db")]) == 2
     assert "none stored" in capsys.readouterr().err
-    tfl = tmp_path / "m.tflite"
-    tfl.write_bytes(b"x")
-    assert main(["explain", "--original", p.original.path, "--converted", str(tfl),
+    pte = tmp_path / "m.pte"
+    pte.write_bytes(b"x")
+    assert main(["explain", "--original", p.original.path, "--converted", str(pte),
                  "--dataset", "digits"]) == 2
-    assert "ONNX (.onnx) and Core ML" in capsys.readouterr().err
+    assert "ExecuTorch programs do not expose" in capsys.readouterr().err
     assert main(["explain", "--original", p.original.path]) == 2
     assert "--converted" in capsys.readouterr().err
     assert main(["explain", "--original", p.original.path, "--converted",
@@ -168,24 +223,31 @@ def test_cli_bad_input_says_what_to_do(lenet_torch, tmp_path, capsys):
 
 
 def test_a_study_explains_its_cells_and_stores_the_verdict(tmp_path, capsys):
-    """`explain: true` in a study: the verdict is stored with the cell, shown by `explain
-    --cell`, in `results --format json` and in the report."""
+    """`explain: true` in a study: a new cell is explained as it runs, a cell stored before
+    explain was on is explained as stored (not run again); the verdict is stored with the
+    cell, shown by `explain --cell`, in `results --format json` and in the report."""
     spec = tmp_path / "s.yaml"
-    spec.write_text("name: ex\npreset: smoke\nframeworks: [torch]\nmodels: [{model: lenet5, "
-                    "dataset: digits}]\nformats: [coreml-nn]\nn_test: 60\nexplain: true\n"
-                    "explain_samples: 3\nmeasures: {latency_batch_sizes: [], memory: false}\n")
+    body = ("name: ex\npreset: smoke\nframeworks: [torch]\nmodels: [{model: lenet5, "
+            "dataset: digits}]\nn_test: 60\nexplain_samples: 3\n"
+            "measures: {latency_batch_sizes: [], memory: false}\n")
     store = str(tmp_path / "s.db")
-    assert main(["run", str(spec), "--store", store, "--executor", "serial"]) == 0
-    capsys.readouterr()
+    spec.write_text(body + "formats: [coreml-nn]\n")
+    assert main(["run", str(spec), "--store", store]) == 0
+    spec.write_text(body + "formats: [coreml-nn, onnx]\nexplain: true\n")
+    assert main(["run", str(spec), "--store", store]) == 0
+    assert "explaining 1 stored cell(s)" in capsys.readouterr().err
     assert main(["results", "--store", store, "--format", "json"]) == 0
-    cell = json.loads(capsys.readouterr().out,
-                      parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))["cells"][0]
-    assert cell["explanation"]["verdict"]["fault"] is None
-    assert len(cell["explanation"]["samples"]) == 3
-    assert any(o["name"] == "explain" and o["status"] == "ok" for o in cell["outcomes"])
-    assert main(["explain", "--cell", cell["id"][:10], "--store", store]) == 0
+    cells = json.loads(capsys.readouterr().out,
+                       parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))["cells"]
+    assert [c["format"] for c in cells] == ["coreml-nn", "onnx"]  # the first one not rerun
+    assert cells[0]["attempts"] == 1
+    for cell in cells:
+        assert cell["explanation"]["verdict"]["fault"] is None
+        assert len(cell["explanation"]["samples"]) == 3
+        assert any(o["name"] == "explain" and o["status"] == "ok" for o in cell["outcomes"])
+    assert main(["explain", "--cell", cells[0]["id"][:10], "--store", store]) == 0
     out = capsys.readouterr().out
     assert "(as stored)" in out and "no fault" in out and "convolution" in out
     assert main(["report", "--store", store, "--out", str(tmp_path / "r")]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "## Where conversions depart" in md and "explain_0.png" in md
+    assert "## Where conversions depart" in md and "explain_1.png" in md

@@ -15,7 +15,8 @@ from convbench.records import Artifact, Outcome, Status
 #: Rows run through both models to find the flipped and worst ones (when --n is not given).
 DEFAULT_ROWS = 1000
 #: The converted files `explain` reads, by suffix.
-SUFFIXES = {".onnx": "onnx", ".mlpackage": "coreml", ".mlmodel": "coreml"}
+SUFFIXES = {".onnx": "onnx", ".mlpackage": "coreml", ".mlmodel": "coreml",
+            ".tflite": "litert"}
 
 
 def explain(args) -> int:
@@ -173,6 +174,8 @@ def _user_original(args, path: str | None = None):
 
 def _declared_input(path: str, fmt: str) -> list[int] | None:
     """One sample's input shape as the converted file declares it (None when not fixed)."""
+    if fmt not in ("onnx", "coreml"):
+        return None
     try:
         if fmt == "onnx":
             import onnx
@@ -197,11 +200,12 @@ def _converted_artifact(path: str, original: Artifact) -> Artifact:
     p = Path(path)
     if not p.exists():
         raise ValueError(f"--converted {path}: no such file or folder")
-    fmt = SUFFIXES.get(p.suffix.lower())
+    fmt = "openvino" if (p / "model.xml").exists() else SUFFIXES.get(p.suffix.lower())
     if fmt is None:
-        raise ValueError(f"--converted {path}: convbench explains ONNX (.onnx) and Core ML "
-                         f"(.mlpackage, .mlmodel) files; LiteRT, OpenVINO and ExecuTorch "
-                         f"models do not expose their intermediate tensors here yet")
+        raise ValueError(f"--converted {path}: convbench explains ONNX (.onnx), Core ML "
+                         f"(.mlpackage, .mlmodel), LiteRT (.tflite) and OpenVINO (a folder "
+                         f"with model.xml) files; ExecuTorch programs do not expose their "
+                         f"intermediate tensors here")
     layout = original.meta.get("layout", "nchw")
     shape = list(original.meta.get("input_shape") or [])
     declared = _declared_input(str(p), fmt)

@@ -409,7 +409,7 @@ def _parameters(O, C, anchors) -> list[dict[str, Any]]:
                 if w is max(node.weights.values(), key=lambda v: v.size):
                     continue
                 best = min((r for ow in O[i].weights.values() if ow.size == w.size
-                            for r in [relate(w, ow)] if r), default=None,
+                            for r in [relate(w, ow, node.weights_dtype)] if r), default=None,
                            key=lambda r: (RANK[r.kind], r.rel))
                 row.setdefault("others", {})[role] = best.kind if best else "derived"
             out.append(row)

@@ -15,14 +15,14 @@ from convbench.explain.trace import Node
 #: Op kinds by family, across PyTorch, Keras, ONNX, MIL and NeuralNetwork names.
 FAMILIES = {
     "conv": {"conv1d", "conv2d", "conv3d", "conv", "convolution", "depthwiseconv2d",
-             "separableconv2d"},
+             "separableconv2d", "groupconvolution", "conv_2d", "depthwise_conv_2d"},
     "dense": {"linear", "dense", "gemm", "matmul", "innerproduct", "batchedmatmul",
-              "matmul_linear"},
+              "matmul_linear", "fully_connected", "batch_matmul"},
     "maxpool": {"maxpool1d", "maxpool2d", "maxpooling1d", "maxpooling2d", "maxpool", "max_pool",
-                "globalmaxpooling2d", "globalmaxpool"},
+                "globalmaxpooling2d", "globalmaxpool", "max_pool_2d"},
     "avgpool": {"avgpool1d", "avgpool2d", "averagepooling1d", "averagepooling2d", "averagepool",
                 "avg_pool", "globalaveragepooling2d", "globalaveragepool",
-                "adaptiveavgpool2d", "reduce_mean", "reducemean"},
+                "adaptiveavgpool2d", "reduce_mean", "reducemean", "average_pool_2d", "mean"},
     "batchnorm": {"batchnorm1d", "batchnorm2d", "batchnormalization", "batch_norm",
                   "batchnorm"},
     "transpose": {"transpose", "permute"},
@@ -31,7 +31,7 @@ FAMILIES = {
     "softmax": {"softmax", "softmaxnd"},
     "add": {"add", "iadd"},
     "pad": {"pad", "padding", "zeropadding2d"},
-    "scale": {"mul", "div", "sub", "scale", "multiply", "real_div"},
+    "scale": {"mul", "div", "sub", "scale", "multiply", "real_div", "divide", "subtract"},
 }
 ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu",
                "elu": "elu", "selu": "selu", "silu": "silu", "swish": "silu",
@@ -39,7 +39,7 @@ ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "ge
                "sigmoid_hard": "hardsigmoid", "leakyrelu": "leakyrelu",
                "leaky_relu": "leakyrelu", "relu6": "relu6", "softplus": "softplus",
                "softsign": "softsign", "linear": "linear", "prelu": "prelu",
-               "erf": "erf", "clip": "clip", "hardtanh": "clip"}
+               "erf": "erf", "clip": "clip", "hardtanh": "clip", "logistic": "sigmoid"}
 LAYOUT_FAMILIES = {"transpose", "reshape", "pad", "scale"}
 
 
@@ -147,6 +147,13 @@ def _pads(a: dict, g: dict, spatial, n: int) -> list[int] | None:
     if padding is not None and not isinstance(padding, dict):  # PyTorch ints
         p = _pair(padding, n)
         return p + p
+    if "pads_begin" in a:  # OpenVINO
+        auto = str(a.get("auto_pad", "explicit")).lower()
+        if auto in ("same_upper", "same_lower"):
+            return same(auto == "same_lower")
+        if auto == "valid":
+            return [0] * 2 * n
+        return [int(v) for v in a["pads_begin"]] + [int(v) for v in a.get("pads_end", [])]
     if "pads" in a or "auto_pad" in a:  # ONNX: begins then ends
         auto = a.get("auto_pad", "NOTSET")
         if auto in ("SAME_UPPER", "SAME_LOWER"):

@@ -48,8 +48,9 @@ def _candidates(conv: np.ndarray, orig: np.ndarray):
         yield tuple(range(orig.ndim)), orig.reshape(conv.shape)
 
 
-def relate(conv: np.ndarray, orig: np.ndarray) -> Relation | None:
-    """The closest relation between a converted weight and a source weight, if any."""
+def relate(conv: np.ndarray, orig: np.ndarray, stored: str | None = None) -> Relation | None:
+    """The closest relation between a converted weight and a source weight, if any;
+    `stored` "quantized": the converted op keeps its weights in 8 bits or fewer."""
     best = None
     for perm, a in _candidates(conv, orig):
         rel = _rel(conv, a)
@@ -61,7 +62,10 @@ def relate(conv: np.ndarray, orig: np.ndarray) -> Relation | None:
             r = Relation("fp16", perm, rel)
         else:
             r = _folded(conv, a, perm) or _quantized(conv, a, perm, rel) or \
-                (Relation("altered", perm, rel) if _cos(conv, a) > 0.5 else None)
+                (Relation("quantized", perm, rel) if stored == "quantized" and rel < 0.1
+                 else None) or \
+                (Relation("altered", perm, rel) if _cos(conv, a) > 0.5 and conv.ndim > 1
+                 else None)  # a vector (a bias) may be derived many ways: not "altered"
         if r and (best is None or (RANK[r.kind], r.rel) < (RANK[best.kind], best.rel)):
             best = r
     return best
@@ -81,7 +85,7 @@ def _cos(c: np.ndarray, a: np.ndarray) -> float:
 def _folded(c: np.ndarray, a: np.ndarray, perm) -> Relation | None:
     """`c` is `a` scaled channel by channel (a batch norm folded into the op)."""
     for axis in range(c.ndim):
-        if c.shape[axis] < 2:
+        if c.shape[axis] < 2 or c.size // c.shape[axis] < 2:  # a vector scales trivially
             continue
         others = tuple(i for i in range(c.ndim) if i != axis)
         den = np.sum(a.astype(np.float64) ** 2, axis=others, keepdims=True)
@@ -124,7 +128,7 @@ def anchor(conv: list[Node], orig: list[Node]) -> dict[int, tuple[int, Relation]
         for i, ow in sources:
             if ow.size != w.size:
                 continue
-            r = relate(w, ow)
+            r = relate(w, ow, node.weights_dtype)
             if r and (best is None or (RANK[r.kind], r.rel) < (RANK[best[1].kind], best[1].rel)):
                 best = (i, r)
         if best:

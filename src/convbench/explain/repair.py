@@ -27,6 +27,10 @@ def repair_weights(ex, original: Artifact, converted: Artifact, x, out: str | No
     if Path(out).resolve() == Path(converted.path).resolve():
         raise ValueError(f"--repair-out {out} is the converted model itself: give another "
                          f"path (the converted file is kept as it is)")
+    if converted.format not in ("onnx", "coreml"):
+        raise ValueError(f"--repair weights rewrites ONNX and Core ML files, not "
+                         f"{converted.format} ones; the explanation above says which weights "
+                         f"differ")
     if converted.format == "onnx":
         _onnx(converted.path, restore, out)
     elif Path(converted.path).suffix == ".mlmodel":

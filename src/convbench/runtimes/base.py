@@ -121,8 +121,8 @@ class Runner:
         """Every layer's (or op's) output on `x`, in execution order: a
         `convbench.explain.trace.Trace`, for `convbench explain`."""
         raise NotImplementedError(f"runtime {self.name!r} does not expose its intermediate "
-                                  f"tensors; convbench explains PyTorch, Keras, ONNX and Core ML "
-                                  f"models")
+                                  f"tensors; convbench explains PyTorch, Keras, ONNX, Core ML, "
+                                  f"LiteRT and OpenVINO models")
 
     def describe(self) -> dict[str, Any]:
         """What to record about this runner's configuration."""

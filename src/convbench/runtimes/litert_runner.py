@@ -41,5 +41,12 @@ class LitertRunner(Runner):
             return self._run(x)
         return in_fixed_batches(x, self._fixed, self._run)
 
+    def trace(self, x: np.ndarray):
+        """Every op's output on `x` (the interpreter keeps all its tensors; quantised ones
+        read back as real values)."""
+        from convbench.explain.litert_trace import trace_litert
+
+        return trace_litert(self.artifact.path, x, self.threads)
+
     def close(self):
         self.interp = None

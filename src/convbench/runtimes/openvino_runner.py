@@ -52,6 +52,16 @@ class OpenvinoRunner(Runner):
             x = x.astype(self._dtype)
         return self._request.infer({0: x}, share_inputs=True)[self._output].copy()
 
+    def trace(self, x: np.ndarray):
+        """Every op's output on `x` (each added as a model output), at the runner's
+        precision."""
+        from convbench.explain.openvino_trace import trace_openvino
+
+        trace = trace_openvino(self.artifact.path, x, self.options.get("precision", "f32"),
+                               self.threads)
+        trace.layout = self.artifact.meta.get("layout", "nchw")
+        return trace
+
     def describe(self):
         return {**super().describe(), "precision": getattr(self, "precision", None)}
 

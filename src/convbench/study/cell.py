@@ -55,10 +55,14 @@ class MeasureOptions:
         """The options that enter a cell's hash: those of the first store schema always, newer
         ones only when set, so that cells stored by earlier versions are still found."""
         out, default = asdict(self), MeasureOptions()
-        return {k: v for k, v in out.items() if k in _FIRST_MEASURES or v != getattr(default, k)}
+        return {k: v for k, v in out.items() if k not in _NOT_HASHED and
+                (k in _FIRST_MEASURES or v != getattr(default, k))}
 
 
 _FIRST_MEASURES = ("latency_batch_sizes", "latency_warmup", "latency_repeats", "memory")
+# explaining adds to a cell without changing its numbers: turned on later, the stored cells
+# are explained as they are (`study.explain_later`), not run again
+_NOT_HASHED = ("explain", "explain_samples")
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,7 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
                           f"converted {outputs['converted'].shape}")
     metrics.extend(agreement(outputs["original"], outputs["converted"], y,
                              converted.meta.get("precision", "fp32")))
-    explained = explain_cell(original, converted, x, outputs, measures, threads,
+    explained = explain_cell(original, converted, x, outputs, metrics, measures, threads,
                              converted_runtime, runtime_options, info) \
         if measures.explain else []
     step("timing")
@@ -208,21 +212,17 @@ def compare(original: Artifact, conversion: Conversion, x: np.ndarray, y: np.nda
     return metrics, outcomes + explained, info
 
 
-def explain_cell(original: Artifact, converted: Artifact, x, outputs: dict, measures,
-                 threads, runtime: str | None, runtime_options: dict,
+def explain_cell(original: Artifact, converted: Artifact, x, outputs: dict, metrics: Metrics,
+                 measures, threads, runtime: str | None, runtime_options: dict,
                  info: dict[str, Any]) -> list[Outcome]:
-    """The cell's explanation (`explain: true`, or `on_flip` when a label flips or the outputs
-    differ beyond 1e-4 relative) into `info["explanation"]`; its outcome. A failure to
-    explain is an outcome: the cell keeps its numbers."""
+    """The cell's explanation (`explain: true`, or `on_flip` when a label flips or the
+    outputs' mean relative error exceeds 1e-4) into `info["explanation"]`; its outcome. A
+    failure to explain is an outcome: the cell keeps its numbers."""
     from convbench.explain import explain_models, wanted
     from convbench.explain.render import verdict_text
 
-    a, b = (np.asarray(outputs[r]).reshape(len(outputs[r]), -1)
-            for r in ("original", "converted"))
-    flips = int((a.argmax(1) != b.argmax(1)).sum()) if a.shape[1] > 1 else 0
-    norm, diff = float(np.linalg.norm(a)), float(np.linalg.norm(a - b))
-    rel = diff / norm if norm else (0.0 if diff == 0 else float("inf"))
-    if not wanted(measures.explain, flips, rel):
+    if not wanted(measures.explain, int(metrics.get("label_flips") or 0),
+                  metrics.get("rel_err", stat="mean", default=float("inf"))):
         return [Outcome("measure", "explain", Status.SKIPPED,
                         "no label flips and outputs within 1e-4 (explain: on_flip)")]
     step("explaining")

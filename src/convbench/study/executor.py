@@ -78,6 +78,9 @@ def run_study(cells: list[Cell], store: Store, study: str = "", force: bool = Fa
         from convbench.study.retime import retime
 
         retime(cells, store, display, noisy_too=retry_noisy)  # deferred timings, alone
+        from convbench.study.explain_later import explain_stored
+
+        explain_stored(cells, store, display)  # cells stored before `explain:` was on
     finally:
         display.close()
         if own_console and console is not sys.stderr:
