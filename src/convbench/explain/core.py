@@ -27,7 +27,8 @@ class OpRow:
     layer_type: str | None
     how: list[str]
     confidence: float
-    status: str  # ok | diverged | unmatched | no-value
+    status: str  # ok | diverged | rejoins (departs, a later op agrees again) | unmatched |
+    # no-value
     precision: str
     tolerance: float | None
     error: dict[str, Any] | None
@@ -176,15 +177,28 @@ def explain_traces(orig: Trace, conv: Trace) -> Explanation:
                 continue
         status[j] = "unmatched"
 
-    # a match made by shape alone that diverges while a later op matches by value was the
-    # wrong counterpart (an initial state, a constant), not a divergence
-    last_good = max((j for j in status if status[j] == "ok" and "value" in matches[j].how),
-                    default=-1)
-    for j in list(status):
-        if status[j] == "diverged" and j < last_good and matches[j].how == ["shape"]:
-            status[j] = "unmatched"
-            ref.pop(j, None)
-            errs.pop(j, None)
+    # a departure that a later op on its path undoes (a converter moved part of a layer into
+    # a neighbour: hard-sigmoid's +3 into a conv's bias, a batch norm into a conv) or a match
+    # made by shape alone (an initial state) is no divergence: the op "rejoins"
+    consumers: dict[int, list[int]] = {}
+    for k, node in enumerate(C):
+        for name in node.inputs:
+            if name in producer:
+                consumers.setdefault(producer[name], []).append(k)
+    hypers = {}
+    for j, node in enumerate(C):
+        src = O[anchors[j][0]] if j in anchors else O[ref[j]] if j in ref else None
+        if j and src is not None:
+            hypers[j] = {k: [a, b] for k, (a, b) in hyperparameters(
+                node, _spatial(node, cvalues, "nchw"), src,  # converted ops: channels first
+                _spatial(src, ovalues, orig.layout),
+                None if _reads_pad(node, C, producer) else _padded_by(src, O)).items()}
+    for j in sorted(status):  # (not when it or an op feeding it has a cause of its own)
+        if status[j] == "diverged" and not any(
+                hypers.get(k) or _weights_fault(k, anchors, O)
+                for k in _ancestors(j, C, producer, status)) \
+                and _rejoins(j, consumers, status, matches):
+            status[j] = "rejoins"
 
     rows = []
     for j, (node, m) in enumerate(zip(C, matches)):
@@ -195,13 +209,7 @@ def explain_traces(orig: Trace, conv: Trace) -> Explanation:
         if j in anchors:
             i, rel = anchors[j]
             w = {"layer": O[i].name, **rel.to_dict()}
-        hyper = {}
-        src = O[anchors[j][0]] if j in anchors else layer
-        if src is not None:
-            hyper = {k: [a, b] for k, (a, b) in hyperparameters(
-                node, _spatial(node, cvalues, "nchw"), src,  # converted ops: channels first
-                _spatial(src, ovalues, orig.layout),
-                None if _reads_pad(node, C, producer) else _padded_by(src, O)).items()}
+        hyper = hypers.get(j, {})
         rows.append(OpRow(node.name, node.kind, layer.name if layer else None,
                           layer.kind if layer else None, m.how, round(m.confidence, 3),
                           status[j], precs[j], tols.get(j),
@@ -239,6 +247,27 @@ def _restorable(layer: Node, rel: Relation, node: Node, role: str) -> np.ndarray
         return np.ascontiguousarray(w.transpose(rel.perm)).reshape(target.shape)
     except ValueError:
         return None
+
+
+def _weights_fault(j: int, anchors: dict, O: list[Node]) -> bool:
+    if j not in anchors:
+        return False
+    i, rel = anchors[j]
+    return rel.kind == "altered" or rel.kind == "folded" and _fold_check(O, i, rel) is not None
+
+
+def _rejoins(j: int, consumers: dict, status: dict, matches, hops: int = 8) -> bool:
+    """Whether an op within `hops` downstream of `j` agrees with the original again, by value."""
+    seen, frontier = {j}, [j]
+    for _ in range(hops):
+        frontier = [k for f in frontier for k in consumers.get(f, []) if k not in seen]
+        seen.update(frontier)
+        if any(status.get(k) == "ok" and ("value" in matches[k].how or
+                                          "pass-through" in matches[k].how) for k in frontier):
+            return True
+        if not frontier:
+            return False
+    return False
 
 
 def _padded_by(layer: Node, O: list[Node]) -> Node | None:
@@ -331,6 +360,18 @@ def _verdict(O, C, matches, anchors, status, ref, errs, tols, precs, producer, r
         if hyper:
             said = "; ".join(f"{k} {a} in the original, {b} here" for k, (a, b) in hyper.items())
             return verdict(j, "hyperparameter", said)
+    last = max((k for k in status if C[k].value is not None), default=0)
+    if status.get(last) == "ok" and not stopped and precs[first] not in ("float32", "float64"):
+        # fp16 or quantised values depart on the way and the outputs agree again: what the
+        # precision does to this model, not a fault (in fp32, a departure is one)
+        e = errs.get(first)
+        return Verdict(None, detail=(
+            f"the outputs agree within what precision explains; ops depart on the way and "
+            f"agree again before them (first: {C[first].kind} {C[first].name!r}, relative "
+            f"error {e.rel if e else float('nan'):.2g}, stored in {precs[first]}), with no "
+            f"weight or hyperparameter that differs: a converter's fusion, or rounding the "
+            f"model absorbs"),
+            first_divergent=C[first].name)
     for j in suspects:  # a layout or scaling op the original does not have
         if family(C[j]) in LAYOUT_FAMILIES and C[j].value is not None:
             at_input = all(producer.get(n, 0) == 0 or producer.get(n) in suspects and

@@ -77,9 +77,10 @@ def trace_keras(model, x: np.ndarray) -> Trace:
         if not isinstance(model, keras.Sequential):
             from convbench.explain import ExplainError
 
-            raise ExplainError(f"the Keras model {model.name!r} has no functional graph (a "
-                               f"subclassed model?): its layers' outputs cannot be read one by "
-                               f"one ({type(e).__name__}: {str(e)[:200]}); explain a "
+            raise ExplainError(f"the Keras model {model.name!r}: its layers' outputs cannot be "
+                               f"read one by one ({type(e).__name__}: {str(e)[:200]}); a "
+                               f"subclassed model, a layer called more than once or a model "
+                               f"of several inputs has no single graph of layers: explain a "
                                f"functional or Sequential equivalent") from e
         values, pre_in, v = [], [], x  # a Sequential model: its layers in order
         for layer in layers:

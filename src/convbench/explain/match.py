@@ -188,7 +188,11 @@ def align(orig: Trace, conv: Trace, anchors: dict[int, tuple[int, Relation]]) ->
         how, s = [], 0.0
         a = anchors.get(j)
         if a and (a[0] == i or _absorbs(O, a[0], i)):
-            s += 3 if a[0] == i else 2.5
+            # a folded weight implements the layer and the norm after it: the norm's output
+            # is the op's; otherwise the layer's own
+            own = a[0] == i if a[1].kind != "folded" else \
+                (a[0] != i and _kind_family(O[i].kind) == "batchnorm")
+            s += 3 if own else 2.5
             how.append(f"weights {a[1].kind}" + (f" (+{O[i].kind})" if a[0] != i else ""))
         compatible = bool(layouts(o.shape, c.shape))
         if not compatible and not how:
