@@ -108,6 +108,12 @@ def test_verdicts_of_hand_made_traces():
     v = explain_traces(orig, Trace(_chain("Gemm", [swapped], "float16"), "input", logits,
                                    "none")).verdict
     assert v.fault == "precision" and "1 of 2 labels flip" in v.detail
+    # a departure a later op undoes (a converter moved +3 into the op before): no divergence
+    h2 = np.minimum(h, 6.0) * 0.5
+    orig = Trace(_chain("relu", [h, h2]), "input", x, "none")
+    conv = Trace(_chain("add", [h + 3.0, h2]), "input", x, "none")
+    ex = explain_traces(orig, conv)
+    assert ex.verdict.fault is None and [r.status for r in ex.ops] == ["rejoins", "ok"]
 
 
 # -- pieces ---------------------------------------------------------------------------------
