@@ -54,6 +54,15 @@ def test_openvino_and_litert_conversions_are_explained_too(zoo_pairs, framework,
     assert len(compared) >= 8 and all(r.status == "ok" for r in compared)
 
 
+def test_every_runtime_but_executorch_exposes_its_tensors():
+    """A runtime added without a tracer is caught here (and named in the README if left so)."""
+    from convbench.runtimes import RUNNERS
+    from convbench.runtimes.base import Runner
+
+    untraced = {n for n in RUNNERS.names() if RUNNERS.get(n).trace is Runner.trace}
+    assert untraced == {"executorch"}
+
+
 def test_the_traced_rows_are_the_flipped_then_the_worst():
     a = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.5, 0.5]])
     b = np.array([[0.9, 0.1], [0.4, 0.6], [0.25, 0.75], [0.5, 0.5]])
