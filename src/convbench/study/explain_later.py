@@ -13,7 +13,7 @@ from convbench.study.display import output_to
 def _wants(cell, stored: StoredCell) -> bool:
     from convbench.explain import wanted
 
-    mode = cell.measures.explain
+    mode = getattr(getattr(cell, "measures", None), "explain", False)
     if not mode or stored.status is not Status.OK or "explanation" in stored.info \
             or stored.outcome("measure", "explain") is not None:
         return False
