@@ -1,6 +1,7 @@
 """The fault-injection suite: known faults injected into real converted files, one per copy;
 the injected op must be the first divergent op found in >= 95% of the cases and the fault kind
-right in >= 80% (issue 10's bar), over ONNX and ML Program files of both source frameworks."""
+right in >= 80% (issue 10's bar), over ONNX and ML Program files of both source frameworks
+(ResNet-18's ML Program faults only for Keras, for the suite's time)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def cases(zoo_pairs, tmp_path_factory):
         layout = pair.original.meta.get("layout", "nchw")
         for target, make, fmt in (("onnx", onnx_faults, "onnx"),
                                   ("coreml-fp32", mil_faults, "coreml")):
+            if (pair.model, pair.framework, fmt) == ("resnet18", "torch", "coreml"):
+                continue  # ResNet's ML Program faults of one framework (the suite's time)
             where = out / f"{pair.model}-{pair.framework}-{target}"
             for fault in make(pair.converted[target].path, where, orig, layout):
                 art = Artifact.from_path(fmt, fault.path, **pair.converted[target].meta)

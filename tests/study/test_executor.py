@@ -45,7 +45,9 @@ def test_local_executor_isolates_cells_and_keeps_logs(tmp_path):
 
 def test_a_cell_past_its_time_limit_is_stopped_and_the_study_goes_on(tmp_path):
     slow = _cells(train={"epochs": 400, "n_train": 1000})  # minutes of training
-    fast = _cells(formats=["coreml"])
+    # the fast cell waits 2 s for the machine before its timing is put off: a 2-core machine
+    # training the slow cell on both cores makes it slow to reach its timing
+    fast = _cells(formats=["coreml"], measures={**SPEC["measures"], "latency_wait": 2})
     with Store(tmp_path / "s.db") as store:
         results = run_study(slow + fast, store, executor="local", workers=2,
                             limits=Limits(seconds=20))
@@ -53,6 +55,7 @@ def test_a_cell_past_its_time_limit_is_stopped_and_the_study_goes_on(tmp_path):
     by_format = {r.key.format: r for r in results}
     assert by_format["onnx"].category is Category.TIMEOUT
     assert "time limit of 20 s" in by_format["onnx"].message
+    assert 20 <= by_format["onnx"].finished - by_format["onnx"].started < 40  # "in 20 s"
     assert by_format["coreml"].status.value == "ok"
     # the slow cell kept the machine busy training: the fast one's timing was put off, not
     # waited for (its own time limit counts), and done at the end of the study, alone
@@ -133,7 +136,7 @@ def test_killing_the_study_never_loses_or_reruns_a_finished_cell(tmp_path):
 
     # (no timing: a cell's own child processes are not what resumption is about)
     spec = {**SPEC, "models": [{"model": "lenet5", "dataset": "digits", "options": {"width": w}}
-                               for w in (0.5, 0.75, 1.0, 1.25)], "frameworks": ["torch"],
+                               for w in (0.5, 0.75, 1.0)], "frameworks": ["torch"],
             "formats": ["onnx", "coreml"],
             "measures": {"latency_batch_sizes": [], "memory": False}}
     path = tmp_path / "spec.yaml"
@@ -154,12 +157,12 @@ def test_killing_the_study_never_loses_or_reruns_a_finished_cell(tmp_path):
         proc.wait()
         kills += 1
         finished, unfinished = _check(db, finished)
-        if len(finished) == 8:
+        if len(finished) == 6:
             break  # killed after its last cell (printing its table): not mid-study
         interrupted += unfinished > 0
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     finished, unfinished = _check(db, finished)
-    assert len(finished) == 8 and unfinished == 0
+    assert len(finished) == 6 and unfinished == 0
     # the kills landed mid-study, several of them in the middle of a cell, whose rerun then
     # counts a second attempt
     assert kills >= 5 and interrupted >= 3, (kills, interrupted)

@@ -188,10 +188,10 @@ def _collect(cell, proc, conn, start, log, state, limits: Limits,
                 return failed(cell, Category.OUT_OF_MEMORY, f"the cell's process was killed "
                               f"(signal 9) {where(state['step'], cell.files())}, most likely by "
                               f"the system for want of memory; run fewer --workers or lower "
-                              f"--memory-limit so that an allocation fails first", log)
+                              f"--memory-limit so that an allocation fails first", log, start)
             what = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             return failed(cell, Category.CRASH, f"the cell's process died ({what}) without a "
-                           f"result; see its log {log}", log)
+                           f"result; see its log {log}", log, start)
         if kind == "result":
             proc.join(timeout=30)
             return payload
@@ -200,11 +200,15 @@ def _collect(cell, proc, conn, start, log, state, limits: Limits,
     if limits.seconds is not None and time.monotonic() - start > limits.seconds:
         _stop(proc)
         return failed(cell, Category.TIMEOUT,
-                      time_message(limits.seconds, state["step"], cell.files()), log)
+                      time_message(limits.seconds, state["step"], cell.files()), log, start)
     return None
 
 
-def failed(cell: Cell, category: Category, message: str, log: str) -> CellResult:
+def failed(cell: Cell, category: Category, message: str, log: str,
+           start: float | None = None) -> CellResult:
+    """A cell that ended without a result of its own; `start` (`time.monotonic()` when it
+    started) dates it, so that its progress line says how long it ran."""
     now = time.time()
+    began = now if start is None else now - (time.monotonic() - start)
     return CellResult(cell.key, Status.FAILED, category, message, info={"log": log},
-                      started=now, finished=now)
+                      started=began, finished=now)

@@ -38,19 +38,19 @@ def run_on_ray(cells, workers: int, limits: Limits, begin, finish, address: str 
                 running[ref] = (cell, time.monotonic(), log)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
             for ref in ready:
-                cell, _, log = running.pop(ref)
+                cell, start, log = running.pop(ref)
                 try:
                     finish(ray.get(ref))
                 except ray.exceptions.RayError as e:
                     finish(failed(cell, Category.CRASH, f"the cell's Ray worker failed: "
-                                                        f"{type(e).__name__}", log))
+                                                        f"{type(e).__name__}", log, start))
             if limits.seconds is not None:
                 for ref, (cell, start, log) in list(running.items()):
                     if time.monotonic() - start > limits.seconds:
                         ray.cancel(ref, force=True)
                         running.pop(ref)
                         finish(failed(cell, Category.TIMEOUT,
-                                      time_message(limits.seconds, "", cell.files()), log))
+                                      time_message(limits.seconds, "", cell.files()), log, start))
     finally:
         if started:
             ray.shutdown()
