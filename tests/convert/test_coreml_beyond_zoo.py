@@ -1,5 +1,6 @@
-"""Two image classifiers that are not in the zoo, through every Core ML target: Keras'
-MobileNetV2 (weights=None, briefly trained) and a DenseNet-style PyTorch model."""
+"""Models that are not in the zoo, through every Core ML target: Keras' MobileNetV2
+(weights=None, briefly trained), a DenseNet-style PyTorch model, and a Hugging Face ViT (its
+LayerNorm becomes a NeuralNetwork `mvn`)."""
 
 import sys
 from pathlib import Path
@@ -138,3 +139,37 @@ def test_a_model_that_needs_a_fixed_batch_converts_through_the_fallback(tmp_path
         got = runner.infer(x)  # 37 samples through a batch-1 model
     tolerance = 5e-3 if target == "coreml" else 1e-5
     assert got.shape == want.shape and np.abs(got - want).max() < tolerance
+
+
+@pytest.mark.parametrize("to", ["neuralnetwork", "mlprogram"])
+def test_a_hugging_face_vit_runs_on_both_interpreters(tmp_path, to):
+    import coremltools as ct
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=64,
+                    num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                    num_labels=10)
+    vit = ViTForImageClassification(cfg).eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vit = vit
+
+        def forward(self, x):
+            return self.vit(pixel_values=x, return_dict=False)[0]
+
+    x = torch.randn(2, 3, 32, 32)
+    net = Logits().eval()
+    extra = {"compute_precision": ct.precision.FLOAT32} if to == "mlprogram" else {}
+    model = ct.convert(torch.jit.trace(net, x), inputs=[ct.TensorType(name="x", shape=x.shape)],
+                       convert_to=to, **extra)
+    path = tmp_path / ("vit.mlmodel" if to == "neuralnetwork" else "vit.mlpackage")
+    model.save(str(path))
+    if to == "neuralnetwork":
+        kinds = {layer.WhichOneof("layer") for layer in model.get_spec().neuralNetwork.layers}
+        assert "mvn" in kinds  # LayerNorm
+    got = _run(Artifact.from_path("coreml", path), x.numpy())
+    np.testing.assert_allclose(got, net(x).detach().numpy(), rtol=1e-4, atol=1e-5)

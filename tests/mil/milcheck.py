@@ -17,6 +17,7 @@ def _spec(v: np.ndarray):
 
     mb = _mb()
     dtype = {np.float32: types.fp32, np.float16: types.fp16, np.int32: types.int32,
+             np.int8: types.int8, np.uint8: types.uint8,
              np.bool_: types.bool}[v.dtype.type]
     return mb.TensorSpec(shape=v.shape, dtype=dtype)
 
@@ -64,9 +65,10 @@ def inferred(op: str, values: dict, opset=None):
     r = out[0]
     vars_ = r if isinstance(r, (list, tuple)) else [r]
     vals = []
-    for v in vars_:
+    for i, v in enumerate(vars_):
         val = v.val
         if val is None and hasattr(v.op, "materialized_val_inference"):
             val = v.op.materialized_val_inference()
+            val = val[i] if isinstance(val, tuple) else val  # one value per output
         vals.append(None if val is None else np.asarray(val))
     return vals

@@ -187,7 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     csub = p.add_subparsers(dest="coreml_command", required=True, metavar="ACTION")
     q = csub.add_parser("ops", help="list a model's ops (or layers) and whether convbench's "
                         "interpreter supports each")
-    q.add_argument("model", help="an .mlpackage or .mlmodel")
+    q.add_argument("model", nargs="?", help="an .mlpackage or .mlmodel")
+    q.add_argument("--all", action="store_true",
+                   help="instead: every MIL op (iOS15-iOS18) and NeuralNetwork layer Core ML "
+                   "defines, whether the interpreters implement it and whether coremltools' "
+                   "converters emit it")
     q.add_argument("--trust-model", action="store_true",
                    help="follow links that lead out of the package")
     q.set_defaults(handler="convbench.cli.coreml_cmd:ops")

@@ -17,6 +17,8 @@ def type_name(var) -> str:
     coremltools()  # its first import leaves out what convbench never uses
     from coremltools.converters.mil.mil import types
 
+    if types.is_list(var.sym_type):
+        return "list"
     return types.builtin_to_string(var.dtype)
 
 

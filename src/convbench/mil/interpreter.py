@@ -42,6 +42,18 @@ class Step:
         self.as_stored = bool(self.moves(self.fixed) if callable(self.moves) else self.moves)
 
 
+def _state_specs(func) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    from coremltools.converters.mil.mil import types
+
+    out = {}
+    for name, var in func.inputs.items():
+        if types.is_state(var.sym_type):
+            wrapped = var.sym_type.wrapped_type()
+            out[name] = (tuple(int(d) for d in wrapped.get_shape()),
+                         STORAGE[types.builtin_to_string(wrapped.get_primitive())])
+    return out
+
+
 def _has_ref(v) -> bool:
     return isinstance(v, Ref) or (isinstance(v, list) and any(_has_ref(x) for x in v))
 
@@ -69,8 +81,12 @@ class Interpreter:
         #: called as tap(step, outputs) after each op (`convbench explain` reads every value)
         self.tap = None
         func = program.functions[function]
-        self.input_names = list(func.inputs)
+        #: a stateful program's state inputs: (shape, dtype), kept between runs in `states`
+        self.state_specs = _state_specs(func)
+        self.input_names = [n for n in func.inputs if n not in self.state_specs]
         self.input_types = {n: STORAGE.get(type_name(v)) for n, v in func.inputs.items()}
+        self.states: dict[str, torch.Tensor] = {}
+        self.reset_states()
         self.consts: dict[str, Any] = {}
         self.const_types: dict[str, str | None] = {}  # const -> its stored MIL type
         self.unknown: list[tuple[str, str, str]] = []
@@ -80,6 +96,11 @@ class Interpreter:
             raise UnsupportedOpError(f"the program uses ops convbench's MIL interpreter does not "
                                      f"implement:\n{lines}\n`convbench coreml ops MODEL` lists "
                                      f"them all; see convbench/mil/ops to add one")
+
+    def reset_states(self) -> None:
+        """Zero every state buffer (a new `MLState`)."""
+        self.states = {n: torch.zeros(shape, dtype=dtype)
+                       for n, (shape, dtype) in self.state_specs.items()}
 
     # -- compilation ---------------------------------------------------------------------
     def _const(self, value, mil_type: str | None):
@@ -122,10 +143,12 @@ class Interpreter:
                         impl.moves, {k: v.name for k, v in op.inputs.items()
                                      if not isinstance(v, (list, tuple)) and v.name in self.consts})
             if impl.constexpr:  # weights stored compressed: decompress once, at load
-                value = impl.fn(**{k: self._materialise(v) for k, v in args.items()})
-                self.consts[op.outputs[0].name] = self._const(value.numpy() if isinstance(
-                    value, torch.Tensor) else value, type_name(op.outputs[0]))
-                self.const_types[op.outputs[0].name] = op.op_type  # stored compressed
+                values = impl.fn(**{k: self._materialise(v) for k, v in args.items()})
+                for out, value in zip(op.outputs, values if isinstance(values, tuple)
+                                      else (values,)):
+                    self.consts[out.name] = self._const(value.numpy() if isinstance(
+                        value, torch.Tensor) else value, type_name(out))
+                    self.const_types[out.name] = op.op_type  # stored compressed
                 continue
             steps.append(step)
         ins = [(v.name, STORAGE.get(type_name(v))) for v in inputs]
@@ -197,8 +220,9 @@ class Interpreter:
         if missing:
             raise MilError(f"missing input(s) {sorted(missing)}; the program takes "
                            f"{self.input_names}")
-        env = ChainMap({n: self._store(to_torch(inputs[n]), self.input_types[n])
-                        for n in self.input_names})
+        env = ChainMap({**self.states,
+                        **{n: self._store(to_torch(inputs[n]), self.input_types[n])
+                           for n in self.input_names}})
         with torch.inference_mode():
             outs = self.run_block(self.block, env)
         return [o.numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in outs]

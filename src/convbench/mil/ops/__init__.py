@@ -41,8 +41,9 @@ def op(*names: str, control: bool = False, constexpr: bool = False,
 
 
 # Families register on import.
-_FAMILIES = ("activation", "constexpr", "control", "conv", "elementwise", "image", "linear",
-             "norm", "pool", "recurrent", "reduce", "shape")
+_FAMILIES = ("activation", "attention", "constexpr", "control", "conv", "detection",
+             "elementwise", "image", "linear", "lists", "norm", "pool", "quantization", "random",
+             "rearrange", "recurrent", "reduce", "shape", "state")
 
 
 def _load_families() -> None:

@@ -86,3 +86,32 @@ def constexpr_sparse_to_dense(nonzero_data, mask, shape=None):
     out = np.zeros(keep.shape, dtype=values.dtype)
     out[keep] = values
     return out
+
+
+def _block_of(mask: np.ndarray, per_block: np.ndarray) -> tuple:
+    """For each nonzero of `mask` (row-major), the index of its block in `per_block`, whose
+    leading dims divide mask's dims (a block is mask.shape / per_block.shape[:rank])."""
+    where = np.nonzero(mask)
+    size = [d // b for d, b in zip(mask.shape, per_block.shape[:mask.ndim])]
+    return tuple(w // s for w, s in zip(where, size))
+
+
+@op("constexpr_lut_to_sparse", constexpr=True)
+def constexpr_lut_to_sparse(indices_mask, indices_nonzero_data, lut, vector_axis=None):
+    """(mask, the LUT's value of each nonzero index): iOS18 sparse palettization."""
+    m, idx, table = _np(indices_mask).astype(bool), _np(indices_nonzero_data), _np(lut)
+    if table.shape[-1] != 1:
+        raise NotImplementedError("vector palettization (LUT vector size > 1)")
+    blocks = _block_of(m, table)
+    return m, table[(*blocks, idx.astype(np.int64), np.zeros_like(idx, dtype=np.int64))]
+
+
+@op("constexpr_sparse_blockwise_shift_scale", constexpr=True)
+def constexpr_sparse_blockwise_shift_scale(data_mask, nonzero_data, scale, offset=None):
+    """(mask, (nonzero - offset) * scale with each value's block's offset and scale)."""
+    m, values, s = _np(data_mask).astype(bool), _np(nonzero_data), _np(scale)
+    blocks = _block_of(m, s)
+    out = values.astype(s.dtype)
+    if offset is not None:
+        out = out - _np(offset)[blocks].astype(s.dtype)
+    return m, out * s[blocks]

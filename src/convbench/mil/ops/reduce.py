@@ -45,3 +45,15 @@ def reduce_argmax(x, axis, keep_dims, output_dtype=None):  # the dtype is the ou
 @op("reduce_argmin")
 def reduce_argmin(x, axis, keep_dims, output_dtype=None):
     return torch.argmin(x, dim=_dims(x, axis)[0], keepdim=bool(scalar(keep_dims)))
+
+
+@op("classify")
+def classify(probabilities, classes):
+    """A classifier program's last op: the top class's label, and the probabilities. Core ML
+    returns the latter as a {label: probability} dictionary; here it is the vector in the
+    order of `classes`, which is what comparing two models needs."""
+    labels = list(classes.tolist() if hasattr(classes, "tolist") else classes)
+    top = int(torch.argmax(probabilities.reshape(-1)))
+    label = labels[top]
+    out = torch.tensor(label, dtype=torch.int64) if not isinstance(label, str) else label
+    return out, probabilities.reshape(-1)

@@ -22,5 +22,5 @@ def layer(*names: str):
     return deco
 
 
-for _family in ("activation", "control", "dense", "recurrent", "tensor"):
+for _family in ("activation", "control", "dense", "more", "recurrent", "tensor"):
     importlib.import_module(f"convbench.nn.layers.{_family}")

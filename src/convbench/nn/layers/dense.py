@@ -1,5 +1,6 @@
 """Layers with weights or windows: convolution, innerProduct, embedding, batchnorm, pooling,
-padding, upsample (rank >= 4 inputs: leading dims before [C, H, W] are batch)."""
+padding, upsample (rank >= 4 inputs: leading dims before [C, H, W] are batch), and the 3-D
+convolution and pooling layers ([B, C, D, H, W])."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from convbench.mil.ops import conv as mil_conv
+from convbench.mil.ops import pool as mil_pool
 from convbench.mil.ops._util import torch_pad_arg
 from convbench.nn.layers import layer
 from convbench.nn.weights import weights
@@ -199,3 +202,50 @@ def scale(p, xs, interp, env):
         y = y + weights(p.bias).reshape(bshape if len(bshape) == 3 else
                                         ([-1, 1, 1] if bshape[0] > 1 else []))
     return y
+
+
+def _pads3d(p, kind: str) -> tuple[str, list[int]]:
+    """A 3-D layer's padding as a MIL pad type and [front, back, top, bottom, left, right]."""
+    custom = [int(p.customPaddingFront), int(p.customPaddingBack), int(p.customPaddingTop),
+              int(p.customPaddingBottom), int(p.customPaddingLeft), int(p.customPaddingRight)]
+    return kind.lower(), custom
+
+
+@layer("convolution3d")
+def convolution3d(p, xs, interp, env):
+    """3-D convolution (or transposed) of [B, C, D, H, W]; "same" puts an odd padding unit
+    after."""
+    x = xs[0]
+    k = [int(p.kernelDepth), int(p.kernelHeight), int(p.kernelWidth)]
+    s = [int(p.strideDepth) or 1, int(p.strideHeight) or 1, int(p.strideWidth) or 1]
+    d = [int(p.dilationDepth) or 1, int(p.dilationHeight) or 1, int(p.dilationWidth) or 1]
+    groups = int(p.nGroups) or 1
+    cin, cout = int(p.inputChannels), int(p.outputChannels)
+    bias = weights(p.bias) if p.hasBias else None
+    pad_type, pad = _pads3d(p, type(p).PaddingType.Name(p.paddingType))
+    if p.isDeconvolution:  # stored as [C_in, C_out / groups, kD, kH, kW]
+        w = weights(p.weights, (cin, cout // groups, *k))
+        shape = [0, 0, *(int(v) for v in p.outputShape)] if len(p.outputShape) else None
+        return mil_conv.conv_transpose(x, w, bias, pad, shape, pad_type, s, d, groups)
+    w = weights(p.weights, (cout, cin // groups, *k))
+    return mil_conv.conv(x, w, bias, s, pad_type, pad, d, groups)
+
+
+@layer("pooling3d")
+def pooling3d(p, xs, interp, env):
+    """MAX or AVERAGE pooling of [B, C, D, H, W] (max ignores the padding)."""
+    x = xs[0]
+    k = [int(p.kernelDepth), int(p.kernelHeight), int(p.kernelWidth)]
+    s = [int(p.strideDepth) or 1, int(p.strideHeight) or 1, int(p.strideWidth) or 1]
+    pad_type, pad = _pads3d(p, type(p).Pooling3DPaddingType.Name(p.paddingType))
+    if type(p).PoolingType3D.Name(p.type) == "MAX":
+        return mil_pool.max_pool(x, k, s, pad_type, pad, False)
+    return mil_pool.avg_pool(x, k, s, pad_type, pad, bool(p.countExcludePadding), False)
+
+
+@layer("globalPooling3d")
+def global_pooling3d(p, xs, interp, env):
+    x, dims = xs[0], (-3, -2, -1)
+    if type(p).GlobalPoolingType3D.Name(p.type) == "MAX":
+        return x.amax(dim=dims, keepdim=True)
+    return x.mean(dim=dims, keepdim=True)
