@@ -92,15 +92,30 @@ def _record_executions() -> None:
 
         return run
 
+    def recording_plan(name: str, plan):
+        def planned(**constants):
+            fn = plan(**constants)
+            return None if fn is None else recording("mil", name, fn)
+
+        planned.inputs = plan.inputs
+        return planned
+
     _load_families()
     for name in OPS.names():
         impl = OPS.get(name)
-        OPS._entries[name] = replace(impl, fn=recording("mil", name, impl.fn))
+        OPS._entries[name] = replace(impl, fn=recording("mil", name, impl.fn),
+                                     plan=impl.plan and recording_plan(name, impl.plan))
     for name in LAYERS.names():
         LAYERS._entries[name] = recording("nn", name, LAYERS.get(name))
 
 
 def pytest_configure(config):
+    # every ML Program the suite runs on the compiled engine is also run on the reference
+    # interpreter (each input shape's first run, in runner processes too): a bit that differs
+    # fails the test that ran it
+    from convbench.mil.compiled import CHECK_ENV
+
+    os.environ[CHECK_ENV] = "1"
     config.addinivalue_line("markers", "coverage_guard: checks what the other tests executed; "
                                        "runs last")
     _record_executions()

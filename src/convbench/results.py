@@ -82,7 +82,8 @@ def to_csv(cells: list[StoredCell]) -> str:
 
 
 def engine(c: StoredCell, role: str = "converted") -> str | None:
-    """The engine that ran a model of the cell ("native", "interpreter"; None if not Core ML)."""
+    """The engine that ran a model of the cell ("native", "interpreter", "compiled"; None if
+    not Core ML)."""
     for where in (c.info.get("cost", {}), c.info):
         runner = where.get(f"runner_{role}") or {}
         if runner.get("engine"):

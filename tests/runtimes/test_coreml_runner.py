@@ -83,8 +83,11 @@ def test_study_with_every_core_ml_target(tmp_path):
         assert m.get("abs_err", stat="max") < (1e-6 if exact else 1e-2)
         assert m.get("size", role="converted") > 0
         assert m.get("latency", stat="median", role="converted", batch_size=8) > 0
-        assert r.info["runner_converted"]["engine"] == "interpreter"
-        assert r.info["cost"]["runner_converted"]["engine"] == "interpreter"
+        # off macOS the compiled engine by default; NeuralNetwork models op by op on it
+        runner = r.info["runner_converted"]
+        assert runner["engine"] == "compiled" and r.info["cost"]["runner_converted"] == runner
+    ran_on = sorted(r.info["runner_converted"]["ran_on"] for r in results)
+    assert ran_on == ["NeuralNetwork layer interpreter"] * 2 + ["compiled"] * 4
 
 
 def test_coreml_ops_lists_support(packages, capsys):

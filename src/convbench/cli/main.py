@@ -26,9 +26,10 @@ def _targets_help() -> str:
 
 
 def _coreml_runtime(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--coreml-engine", choices=["native", "interpreter"],
-                   help="run Core ML models with Apple's runtime (macOS) or convbench's "
-                   "interpreter (default: native on macOS, interpreter elsewhere)")
+    p.add_argument("--coreml-engine", choices=["native", "interpreter", "compiled"],
+                   help="run Core ML models with Apple's runtime (macOS), convbench's "
+                   "op-by-op interpreter, or the same ops compiled into one function at load "
+                   "(default: native on macOS, compiled elsewhere)")
     p.add_argument("--coreml-arith", choices=["fp32", "fp16"], default="fp32",
                    help="interpreter: arithmetic inside each op (storage follows the model)")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import ChainMap
 from dataclasses import dataclass, field
@@ -33,13 +34,21 @@ class Step:
     control: bool = False
     moves: Any = False  # OpImpl.moves
     consts: dict[str, str] = field(default_factory=dict)  # argument -> the const it binds
+    plan: Any = None  # OpImpl.plan
 
     def __post_init__(self) -> None:
-        # split once, so that each run copies the constants and resolves only the variables
+        # split once, so that each run binds only the variables
         self.fixed = {k: v for k, v in self.args.items() if not _has_ref(v)}
         self.refs = [(k, v) for k, v in self.args.items() if _has_ref(v)]
         #: inputs as stored (fp16 not widened): the op only moves values
         self.as_stored = bool(self.moves(self.fixed) if callable(self.moves) else self.moves)
+        #: the op as a function of its run-time inputs: planned at load, or fn with the
+        #: constants bound
+        planned = None
+        if self.plan is not None and not self.control \
+                and {k for k, _ in self.refs} <= self.plan.inputs:
+            planned = self.plan(**self.fixed)
+        self.call = planned or functools.partial(self.fn, **self.fixed)
 
 
 def _state_specs(func) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
@@ -141,7 +150,8 @@ class Interpreter:
                       for i, b in enumerate(op.blocks)]
             step = Step(op.op_type, op.name, impl.fn, args, outputs, blocks, impl.control,
                         impl.moves, {k: v.name for k, v in op.inputs.items()
-                                     if not isinstance(v, (list, tuple)) and v.name in self.consts})
+                                     if not isinstance(v, (list, tuple)) and v.name in self.consts},
+                        impl.plan)
             if impl.constexpr:  # weights stored compressed: decompress once, at load
                 values = impl.fn(**{k: self._materialise(v) for k, v in args.items()})
                 for out, value in zip(op.outputs, values if isinstance(values, tuple)
@@ -191,12 +201,11 @@ class Interpreter:
 
     def run_block(self, block: Block, env) -> list:
         for step in block.steps:
-            args = step.fixed.copy()
             widen = not step.as_stored
-            for k, v in step.refs:
-                args[k] = self._resolve(v, env, widen)
+            args = {k: self._resolve(v, env, widen) for k, v in step.refs}
             try:
-                out = step.fn(self, step, env, **args) if step.control else step.fn(**args)
+                out = step.fn(self, step, env, **step.fixed, **args) if step.control \
+                    else step.call(**args)
             except MilError:
                 raise
             except Exception as e:

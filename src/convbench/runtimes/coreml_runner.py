@@ -1,8 +1,11 @@
 """Core ML: Apple's runtime (`MLModel.predict`, macOS only) or convbench's interpreters.
 
 Engines: "native" runs `MLModel.predict` with the chosen compute units; "interpreter" runs ML
-Programs on convbench's MIL interpreter and NeuralNetwork `.mlmodel` files on its layer
-interpreter, on any OS. The default is native on macOS and the interpreter elsewhere.
+Programs on convbench's MIL interpreter, op by op, and NeuralNetwork `.mlmodel` files on its
+layer interpreter, on any OS; "compiled" lowers an ML Program once, at load, to one function
+over the same ops (`convbench.mil.compiled`: the interpreter's results, bit for bit, without its
+dispatch; NeuralNetwork models run on the layer interpreter). The default is native on macOS
+and compiled elsewhere.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ import numpy as np
 
 from convbench.runtimes.base import Runner
 
-ENGINES = ("native", "interpreter")
+ENGINES = ("native", "interpreter", "compiled")
 COMPUTE_UNITS = ("CPU_ONLY", "CPU_AND_GPU", "ALL", "CPU_AND_NE")
 
 
 def default_engine() -> str:
-    return "native" if sys.platform == "darwin" else "interpreter"
+    return "native" if sys.platform == "darwin" else "compiled"
 
 
 def batch_sizes(spec) -> set[int] | None:
@@ -90,17 +93,29 @@ class CoremlRunner(Runner):
         spec = load_spec(self.artifact.path, self.trust)
         self._batches = batch_sizes(spec)
         self._input = spec.description.input[0].name
+        arith = self.options.get("arith", "fp32")
+        self._detail = "NeuralNetwork layer interpreter"
         if spec.WhichOneof("Type") == "mlProgram":
             from convbench.mil import Interpreter, load_program
 
-            interp = Interpreter(load_program(self.artifact.path, self.trust),
-                                 arith=self.options.get("arith", "fp32"))
+            program = load_program(self.artifact.path, self.trust)
+            if self.engine == "compiled":
+                from convbench.mil.compiled import CompiledProgram
+
+                compiled = CompiledProgram(program, arith=arith)
+                interp, run = compiled.reference, compiled.run  # the reference traces
+                self._detail = compiled.engine
+            else:
+                interp = Interpreter(program, arith=arith)
+                run = interp.run
+                self._detail = "interpreter"
         else:
             from convbench.nn import NeuralNetworkInterpreter
 
-            interp = NeuralNetworkInterpreter(spec, arith=self.options.get("arith", "fp32"))
+            interp = NeuralNetworkInterpreter(spec, arith=arith)
+            run = interp.run
         self._interp = interp
-        self._predict = lambda x: interp.run({self._input: x})[0]
+        self._predict = lambda x: run({self._input: x})[0]
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         if x.dtype == np.int64:
@@ -134,6 +149,8 @@ class CoremlRunner(Runner):
     def describe(self):
         out = {**super().describe(), "engine": self.engine,
                "arith": self.options.get("arith", "fp32")}
+        if getattr(self, "_detail", None) and self.engine == "compiled":
+            out["ran_on"] = self._detail  # "compiled", or why the model ran op by op
         if self.engine == "native":
             out["compute_units"] = self.options.get("compute_units", "CPU_ONLY")
         return out

@@ -10,7 +10,7 @@ only copy it twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from convbench.registry import Registry
@@ -23,6 +23,9 @@ class OpImpl:
     constexpr: bool = False  # evaluated once at load (compressed weights)
     #: only moves values: True, or a test of the op's constant inputs (a scatter's mode)
     moves: bool | Callable[[dict[str, Any]], bool] = False
+    #: plan(**constant inputs) -> a function of the run-time inputs, made once at load (or
+    #: None: the op runs as `fn`); it computes what `fn` computes, with the same kernels
+    plan: Callable[..., Callable | None] | None = None
 
 
 OPS: Registry[OpImpl] = Registry("MIL op")
@@ -36,6 +39,21 @@ def op(*names: str, control: bool = False, constexpr: bool = False,
         for n in names:
             OPS.register(n, OpImpl(fn, control, constexpr, moves))
         return fn
+
+    return deco
+
+
+def planner(*names: str, inputs: tuple[str, ...] = ("x",)):
+    """Register the decorated function as the load-time plan of each (registered) MIL op: it
+    takes the op's constant inputs by name and returns a function of its run-time `inputs` (by
+    name), or None when it cannot plan this instance. An op whose other inputs are not all
+    constant runs unplanned."""
+
+    def deco(plan):
+        plan.inputs = frozenset(inputs)
+        for n in names:
+            OPS._entries[n] = replace(OPS.get(n), plan=plan)
+        return plan
 
     return deco
 

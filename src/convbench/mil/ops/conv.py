@@ -2,26 +2,94 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
-from convbench.mil.ops import op
+from convbench.mil.ops import op, planner
 from convbench.mil.ops._util import ints, scalar, spatial_pads, torch_pad_arg
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
+def _channels_last(t):
+    """fp32 2-D convolutions run channels-last (NHWC in memory, NCHW in meaning): PyTorch's
+    oneDNN kernels are 1.3-2x faster so on this CPU, depthwise ones most (bench/coreml_profile)."""
+    if t.dim() == 4 and t.dtype == torch.float32:
+        return t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
 @op("conv")
 def conv(x, weight, bias, strides, pad_type, pad, dilations, groups):
+    return _conv(x, _channels_last(weight), bias, ints(strides), pad_type, pad,
+                 ints(dilations), int(scalar(groups)))
+
+
+def _conv(x, weight, bias, s, pad_type, pad, d, groups, cache=None):
     n = x.dim() - 2
-    s, d = ints(strides), ints(dilations)
-    pads = spatial_pads(pad_type, pad, list(x.shape[2:]), list(weight.shape[2:]), s, d)
+    key = tuple(x.shape[2:])
+    if cache is None or key not in cache:
+        pads = spatial_pads(pad_type, pad, list(key), list(weight.shape[2:]), s, d)
+        w, pads, crop = _reachable(weight, pads, list(key), s, d)
+        w = _channels_last(w)  # a cropped kernel is laid out again
+        if cache is None:
+            geometry = w, pads, crop
+        else:
+            geometry = cache[key] = w, pads, crop
+    else:
+        geometry = cache[key]
+    weight, pads, crop = geometry
+    if crop:  # input rows no output reads (after a cropped kernel's last tap)
+        x = x[(slice(None), slice(None), *(slice(0, c) for c in crop))]
     if all(b == e for b, e in pads):
         padding = [b for b, _ in pads]
     else:  # asymmetric (same with an odd total, or custom): pad explicitly with zeros
         x, padding = F.pad(x, torch_pad_arg(pads)), [0] * n
-    return _CONV[n](x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype), s,
-                    padding, d, int(scalar(groups)))
+    if weight.dtype != x.dtype:
+        weight = weight.to(x.dtype)
+    return _CONV[n](_channels_last(x), weight,
+                    None if bias is None else bias.to(x.dtype), s, padding, d, groups)
+
+
+def _reachable(weight, pads, sizes, s, d):
+    """The kernel cut to the taps that ever read the input (not only its zero padding), the
+    padding that keeps every output where it was, and the input length each dim needs (None
+    when all of it): the same sums, without the terms that are zero by construction. A 5x5
+    depthwise kernel over a 1x1 map ("same" padding) is one multiply, not 25 (PyTorch's CPU
+    kernels take 100x longer over the 24 padded taps). Dilated kernels are left whole."""
+    k = list(weight.shape[2:])
+    if any(v != 1 for v in d):
+        return weight, pads, None
+    taps, new_pads, lengths = [], [], []
+    for (before, after), size, kk, st in zip(pads, sizes, k, s):
+        out = (size + before + after - kk) // st + 1
+        lo = max(0, before - (out - 1) * st)
+        hi = min(kk - 1, before + size - 1)
+        if hi < lo:  # no tap reads the input: keep the kernel (outputs are the bias)
+            return weight, pads, None
+        before2 = before - lo
+        after2 = (out - 1) * st + (hi - lo + 1) - size - before2
+        lengths.append(size + min(after2, 0))
+        taps.append(slice(lo, hi + 1))
+        new_pads.append((before2, max(after2, 0)))
+    if all(t == slice(0, kk) for t, kk in zip(taps, k)):
+        return weight, pads, None
+    crop = lengths if any(n != size for n, size in zip(lengths, sizes)) else None
+    return weight[(slice(None), slice(None), *taps)].contiguous(), new_pads, crop
+
+
+@planner("conv")
+def plan_conv(weight, bias, strides, pad_type, pad, dilations, groups):
+    """Constant weights laid out once, the geometry (and any cut of the kernel) worked out
+    once per input size."""
+    w, s, d, g = _channels_last(weight), ints(strides), ints(dilations), int(scalar(groups))
+    cache: dict = {}
+
+    def run(x):
+        return _conv(x, w, bias, s, pad_type, pad, d, g, cache)
+
+    return run
 
 
 @op("conv_transpose")

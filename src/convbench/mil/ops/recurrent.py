@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from convbench.mil.ops import op
+from convbench.mil.ops import op, planner
 from convbench.mil.ops._util import scalar
 
 _ACT = {
@@ -104,3 +104,54 @@ def rnn(x, initial_h, weight_ih, weight_hh, bias, direction, output_sequence, ac
         outs[t] = h
     seq = torch.stack(outs)
     return (seq if bool(scalar(output_sequence)) else h.unsqueeze(0)), h
+
+
+def _torch_order(w, hidden: int):
+    """MIL's gate blocks i, f, o, z (rows) in PyTorch's order i, f, z (its g), o."""
+    i, f, o, z = w.split(hidden, dim=0)
+    return torch.cat([i, f, z, o]).contiguous()
+
+
+@planner("lstm", inputs=("x", "initial_h", "initial_c"))
+def plan_lstm(weight_ih, weight_hh, bias, peephole, weight_ih_back, weight_hh_back, bias_back,
+              peephole_back, direction, output_sequence, recurrent_activation,
+              cell_activation, activation, clip):
+    """An LSTM of the usual form (sigmoid gates, tanh cell and output, no peephole, no clip)
+    runs on PyTorch's fused LSTM kernel, the gate blocks reordered once: the same equations,
+    in C++ rather than a Python loop over the steps."""
+    usual = (recurrent_activation, cell_activation, activation) == ("sigmoid", "tanh", "tanh")
+    if not usual or peephole is not None or peephole_back is not None or clip is not None \
+            or not isinstance(weight_ih, torch.Tensor) or weight_ih.dtype != torch.float32:
+        return None
+    hidden = weight_hh.shape[1]
+    both = direction == "bidirectional"
+    if direction == "reverse":
+        return None  # PyTorch runs a reverse direction only beside a forward one
+
+    def params(w_ih, w_hh, b):
+        b = torch.zeros(4 * hidden) if b is None else b.float()
+        return [_torch_order(w_ih, hidden), _torch_order(w_hh, hidden),
+                _torch_order(b.reshape(-1, 1), hidden).reshape(-1), torch.zeros(4 * hidden)]
+
+    flat = params(weight_ih, weight_hh, bias)
+    if both:
+        flat += params(weight_ih_back, weight_hh_back, bias_back)
+    sequence = bool(scalar(output_sequence))
+
+    def run(x, initial_h, initial_c):
+        h0, c0 = initial_h, initial_c
+        if both:  # <b, 2H> -> <2, b, H>
+            h0 = torch.stack(h0.split(hidden, dim=-1))
+            c0 = torch.stack(c0.split(hidden, dim=-1))
+        else:
+            h0, c0 = h0.unsqueeze(0), c0.unsqueeze(0)
+        seq, h, c = torch._VF.lstm(x, (h0.contiguous(), c0.contiguous()), flat, True, 1, 0.0,
+                                   False, both, False)
+        h, c = (torch.cat([h[0], h[1]], -1), torch.cat([c[0], c[1]], -1)) if both \
+            else (h[0], c[0])
+        if sequence:
+            return seq, h, c
+        last = torch.cat([seq[-1, :, :hidden], seq[0, :, hidden:]], -1) if both else h
+        return last.unsqueeze(0), h, c
+
+    return run

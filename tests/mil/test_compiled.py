@@ -1,0 +1,221 @@
+"""The compiled engine (`convbench.mil.compiled`) against the op-by-op interpreter: the same
+outputs, bit for bit, whatever the program stores; what it cannot compile runs op by op."""
+
+import numpy as np
+import pytest
+
+from convbench.mil import Interpreter
+from convbench.mil.compiled import CompiledProgram
+
+rng = np.random.default_rng(9)
+
+
+def _mb():
+    from coremltools.converters.mil import Builder as mb
+
+    return mb
+
+
+def _both(prog, inputs, arith="fp32"):
+    compiled = CompiledProgram(prog, arith=arith)
+    got = compiled.run(inputs)
+    want = Interpreter(prog, arith=arith).run(inputs)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)
+    return compiled, got
+
+
+@pytest.mark.parametrize("arith", ["fp32", "fp16"])
+def test_an_fp16_program_is_the_interpreters_bit_for_bit(arith):
+    from coremltools.converters.mil.mil import types
+
+    mb = _mb()
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float16)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
+
+    @mb.program(input_specs=[mb.TensorSpec(x.shape, dtype=types.fp16)])
+    def prog(x):
+        y = mb.conv(x=x, weight=w, pad_type="same")
+        y = mb.relu(x=mb.add(x=y, y=np.float16(0.5)))
+        a, b = mb.split(x=y, num_splits=2, axis=1)  # several outputs
+        values, indices = mb.topk(x=mb.reduce_mean(x=a, axes=[2, 3]), k=1, axis=1)
+        return mb.mul(x=b, y=np.float16(3)), values, indices, mb.cast(x=indices, dtype="fp32")
+
+    compiled, outs = _both(prog, {"x": x}, arith)
+    assert compiled.engine == "compiled"
+    assert [o.dtype for o in outs] == [np.float16, np.float16, np.int32, np.float32]
+    assert "float()" in compiled.source if arith == "fp32" else "float()" not in compiled.source
+
+
+def test_every_intermediate_value_is_freed_after_its_last_use():
+    mb = _mb()
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+
+    @mb.program(input_specs=[mb.TensorSpec(x.shape)])
+    def prog(x):
+        a = mb.relu(x=x)
+        unused = mb.exp(x=a)  # nothing reads it: freed at once  # noqa: F841
+        b = mb.add(x=a, y=a)
+        c = mb.mul(x=b, y=a)  # a's last reading
+        return mb.sub(x=c, y=b), mb.square(x=c)
+
+    compiled, _ = _both(prog, {"x": x})
+    lines = compiled.source.splitlines()
+    produced = {line.split(" = ")[0].strip() for line in lines
+                if line.strip().startswith("v") and " = f" not in line and "_o[0]" in line}
+    deleted = {name for line in lines if line.strip().startswith("del ")
+               for name in line.strip()[4:].split(", ")}
+    returned = lines[-1].split("[")[1].rstrip("]").split(", ")
+    assert produced - set(returned) <= deleted and not set(returned) & deleted
+
+
+def test_programs_with_control_flow_or_state_run_op_by_op():
+    import coremltools as ct
+    from coremltools.converters.mil.mil import types
+
+    mb = _mb()
+
+    @mb.program(input_specs=[mb.TensorSpec((2,))])
+    def looped(x):
+        def cond(v):
+            return mb.less(x=mb.reduce_sum(x=v), y=100.0)
+
+        def body(v):
+            return mb.mul(x=v, y=2.0)
+
+        return mb.while_loop(_cond=cond, _body=body, loop_vars=(x,))
+
+    compiled, (out,) = _both(looped, {"x": np.array([1.0, 2.0], np.float32)})
+    assert compiled.engine == "interpreter (control flow)"
+    np.testing.assert_array_equal(out, [64.0, 128.0])
+
+    @mb.program(input_specs=[mb.StateTensorSpec((2,), dtype=types.fp16),
+                             mb.TensorSpec((2,), dtype=types.fp16)],
+                opset_version=ct.target.iOS18)
+    def stateful(s, x):
+        mb.coreml_update_state(state=s, value=mb.add(x=mb.read_state(input=s), y=x))
+        return mb.read_state(input=s)
+
+    compiled = CompiledProgram(stateful)
+    assert compiled.engine == "interpreter (state)"
+    x = np.ones(2, np.float16)
+    compiled.run({"x": x})
+    np.testing.assert_array_equal(compiled.run({"x": x})[0], [2, 2])
+
+
+def test_the_check_mode_catches_a_departure(monkeypatch):
+    from convbench.mil.compiled import CHECK_ENV
+
+    mb = _mb()
+    x = rng.standard_normal((3,)).astype(np.float32)
+
+    @mb.program(input_specs=[mb.TensorSpec(x.shape)])
+    def prog(x):
+        return mb.exp(x=x)
+
+    compiled = CompiledProgram(prog)
+    monkeypatch.setenv(CHECK_ENV, "1")
+    compiled.run({"x": x})  # equal: passes
+    compiled._checked.clear()
+    monkeypatch.setattr(compiled, "_fn", lambda a: [a * 1.0000001 + 1e-7])
+    with pytest.raises(AssertionError, match="departs from the interpreter"):
+        compiled.run({"x": x})
+
+
+def test_the_runner_compiles_by_default_off_macos(tmp_path):
+    import sys
+
+    import torch
+
+    from convbench.convert import convert
+    from convbench.records import Artifact
+    from convbench.runtimes import open_runner
+    from convbench.runtimes.coreml_runner import default_engine
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 6 * 6, 3))
+    traced = torch.jit.trace(net.eval(), torch.zeros(1, 1, 8, 8))
+    path = tmp_path / "net.pt"
+    traced.save(str(path))
+    src = Artifact.from_path("torch", path, input_shape=[1, 8, 8], layout="nchw",
+                             kind="torchscript")
+    conv = convert(src, "coreml-fp32", tmp_path, trust_model=True)
+    assert conv.ok, conv.message
+    if sys.platform != "darwin":
+        assert default_engine() == "compiled"
+    x = rng.random((5, 1, 8, 8), dtype=np.float32)
+    with open_runner(conv.artifact, engine="compiled") as a, \
+            open_runner(conv.artifact, engine="interpreter") as b:
+        np.testing.assert_array_equal(a.infer(x), b.infer(x))
+        assert a.describe()["ran_on"] == "compiled"
+        assert "ran_on" not in b.describe()  # op by op, as asked
+        np.testing.assert_allclose(a.infer(x), net(torch.from_numpy(x)).detach().numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_planned_convolutions_match_a_padded_convolution_over_every_geometry():
+    """The conv plan cuts kernels to the taps that ever read the input (a 5x5 kernel over a
+    1x1 map is one tap): the outputs stay those of convolving the zero-padded input."""
+    import itertools
+
+    import torch
+    import torch.nn.functional as F
+
+    from convbench.mil.ops._util import spatial_pads, torch_pad_arg
+    from convbench.mil.ops.conv import plan_conv
+
+    torch.manual_seed(0)
+    cases = 0
+    for h, w, k, s, pad_type, g in itertools.product([1, 2, 5], [1, 4], [1, 3, 5], [1, 2],
+                                                     ["same", "valid", "custom"], [1, 4]):
+        pad = torch.tensor([k // 2, k - 1, 1, k // 2]) if pad_type == "custom" else None
+        pads = spatial_pads(pad_type, pad, [h, w], [k, k], [s, s], [1, 1])
+        if any(n + a + b < k for n, (a, b) in zip((h, w), pads)):
+            continue  # a window larger than the padded input: not a valid program
+        x = torch.randn(2, 4, h, w)
+        weight, bias = torch.randn(4 if g == 4 else 3, 4 // g, k, k), torch.randn(4 if g == 4
+                                                                                  else 3)
+        want = F.conv2d(F.pad(x, torch_pad_arg(pads)), weight, bias, s, 0, 1, g)
+        run = plan_conv(weight, bias, torch.tensor([s, s]), pad_type, pad, torch.tensor([1, 1]),
+                        torch.tensor(g))
+        got = run(x)
+        assert got.shape == want.shape, (h, w, k, s, pad_type, g)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+        cases += 1
+    assert cases > 100
+
+
+@pytest.mark.parametrize("direction", ["forward", "bidirectional"])
+@pytest.mark.parametrize("sequence", [True, False])
+def test_a_planned_lstm_is_the_step_by_step_lstm(direction, sequence):
+    """The usual LSTM runs on PyTorch's fused kernel: the Python loop over steps (the op's
+    definition, kept for other activations, peepholes and clips) gives the same values."""
+    import torch
+
+    from convbench.mil.ops.recurrent import lstm, plan_lstm
+
+    torch.manual_seed(1)
+    s, b, d, h = 7, 3, 5, 4
+    n = 2 if direction == "bidirectional" else 1
+    w = {k: torch.randn(4 * h, d if "ih" in k else h) * 0.5
+         for k in ("weight_ih", "weight_hh", "weight_ih_back", "weight_hh_back")}
+    bias = {"bias": torch.randn(4 * h), "bias_back": torch.randn(4 * h)}
+    if n == 1:
+        w = {k: v for k, v in w.items() if "back" not in k}
+        bias.pop("bias_back")
+    const = {"weight_ih_back": None, "weight_hh_back": None, "bias_back": None, **w, **bias,
+             "peephole": None, "peephole_back": None, "direction": direction,
+             "output_sequence": torch.tensor(sequence), "recurrent_activation": "sigmoid",
+             "cell_activation": "tanh", "activation": "tanh", "clip": None}
+    x, h0, c0 = torch.randn(s, b, d), torch.randn(b, n * h), torch.randn(b, n * h)
+    with torch.inference_mode():
+        want = lstm(x, h0, c0, **const)
+        got = plan_lstm(**const)(x, h0, c0)
+    for g, wv in zip(got, want):
+        assert g.shape == wv.shape
+        np.testing.assert_allclose(g.numpy(), wv.numpy(), rtol=1e-5, atol=1e-6)
+    const["clip"] = torch.tensor(1.0)
+    assert plan_lstm(**const) is None  # clipped: the op's own loop
