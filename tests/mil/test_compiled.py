@@ -219,3 +219,18 @@ def test_a_planned_lstm_is_the_step_by_step_lstm(direction, sequence):
         np.testing.assert_allclose(g.numpy(), wv.numpy(), rtol=1e-5, atol=1e-6)
     const["clip"] = torch.tensor(1.0)
     assert plan_lstm(**const) is None  # clipped: the op's own loop
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (2, 8, 64, 64)])
+def test_max_pool_takes_the_faster_kernel_for_the_size_and_the_same_values(shape):
+    """Small maps go to torch's max_pool2d, large ones to a maximum of strided views."""
+    import torch
+
+    from convbench.mil.ops.pool import _small, max_pool
+
+    x = torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+    assert _small(x) == (x.numel() <= 40_000)
+    got = max_pool(x, torch.tensor([2, 2]), torch.tensor([2, 2]), "valid", None, False).numpy()
+    n, c, h, w = shape
+    want = x.numpy().reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+    np.testing.assert_array_equal(got, want)
