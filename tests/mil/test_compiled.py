@@ -71,7 +71,7 @@ def test_every_intermediate_value_is_freed_after_its_last_use():
     assert produced - set(returned) <= deleted and not set(returned) & deleted
 
 
-def test_programs_with_control_flow_or_state_run_op_by_op():
+def test_loops_and_branches_compile_and_state_runs_op_by_op():
     import coremltools as ct
     from coremltools.converters.mil.mil import types
 
@@ -88,8 +88,19 @@ def test_programs_with_control_flow_or_state_run_op_by_op():
         return mb.while_loop(_cond=cond, _body=body, loop_vars=(x,))
 
     compiled, (out,) = _both(looped, {"x": np.array([1.0, 2.0], np.float32)})
-    assert compiled.engine == "interpreter (control flow)"
+    assert compiled.engine == "compiled" and "while _truth(" in compiled.source
     np.testing.assert_array_equal(out, [64.0, 128.0])
+
+    @mb.program(input_specs=[mb.TensorSpec((3,), dtype=types.fp16), mb.TensorSpec((3,))])
+    def branched(x, y):  # a branch reading an outer value, in an fp16 program
+        big = mb.greater(x=mb.reduce_sum(x=y), y=0.0)
+        z = mb.cond(pred=big, _true_fn=lambda: mb.mul(x=x, y=np.float16(2)),
+                    _false_fn=lambda: mb.sub(x=x, y=np.float16(1)))
+        return mb.add(x=z, y=x)
+
+    for y in (np.ones(3, np.float32), -np.ones(3, np.float32)):
+        compiled, _ = _both(branched, {"x": np.arange(3).astype(np.float16), "y": y})
+        assert compiled.engine == "compiled"
 
     @mb.program(input_specs=[mb.StateTensorSpec((2,), dtype=types.fp16),
                              mb.TensorSpec((2,), dtype=types.fp16)],

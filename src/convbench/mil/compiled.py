@@ -7,7 +7,8 @@ widens fp16 inputs and rounds results to their declared types where the interpre
 its outputs are the interpreter's, bit for bit (`check` asserts it). What it removes is the
 dispatch: no name lookups in an environment, no argument dictionaries, no per-op type tests;
 each value is a local variable, deleted after its last use so memory peaks as the
-interpreter's. A program with control flow (while_loop, cond) or state runs op by op.
+interpreter's. Loops and branches become Python loops and branches over nested functions. A program with state
+runs op by op.
 """
 
 from __future__ import annotations
@@ -46,53 +47,12 @@ class CompiledProgram:
 
     # -- lowering ------------------------------------------------------------------------
     def _lower(self, block: Block):
-        ref = self.reference
-        names: dict[str, str] = {}  # MIL variable -> Python local
-        scope: dict[str, object] = {"_st": _store, "_wd": _widen}
-        dtypes: dict[str, torch.dtype | None] = {}
-        lines = []
-        for i, (name, _) in enumerate(block.inputs):
-            names[name] = f"a{i}"
-        for name in ref.input_names:
-            dtypes[name] = ref.input_types[name]
-        last_use = _last_uses(block)
-        for i, step in enumerate(block.steps):
-            scope[f"f{i}"] = step.call
-            widen = ref.arith == "fp32" and not step.as_stored
-            args = ", ".join(f"{k}={_expr(v, names, dtypes, widen, scope, ref)}"
-                             for k, v in step.refs)
-            outs = []
-            for j, (name, dtype) in enumerate(step.outputs):
-                names[name] = f"v{i}_{j}"
-                dtypes[name] = dtype
-                outs.append(names[name])
-            lines.append(f"    _o = f{i}({args})")
-            if len(outs) == 1:  # an op may return a 1-tuple, as the interpreter allows
-                lines.append(f"    {outs[0]} = _o[0] if type(_o) is tuple else _o")
-            else:
-                lines.append(f"    {', '.join(outs)} = _o[:{len(outs)}]")
-            for j, (_, dtype) in enumerate(step.outputs):
-                if dtype is not None:
-                    scope[f"t{i}_{j}"] = dtype
-                    lines.append(f"    {outs[j]} = _st({outs[j]}, t{i}_{j})")
-            # free each value after its last reading (or at once, if nothing reads it)
-            dead = [names[n] for n, _ in step.outputs
-                    if n not in last_use and n not in block.outputs]
-            dead += [names[n] for n, at in last_use.items()
-                     if at == i and n in names and n not in block.outputs]
-            lines.append(f"    del _o{''.join(', ' + d for d in sorted(set(dead)))}")
-        results = []
-        for name in block.outputs:
-            if name in ref.consts:
-                scope[f"k_{len(scope)}"] = ref.consts[name]
-                results.append(f"k_{len(scope) - 1}")
-            else:
-                results.append(names[name])
-        params = ", ".join(names[n] for n, _ in block.inputs)
-        self.source = (f"def program({params}):\n" + "\n".join(lines)
-                       + f"\n    return [{', '.join(results)}]\n")
-        exec(compile(self.source, "<convbench compiled MIL program>", "exec"), scope)  # noqa: S102 - our own generated code
-        return scope["program"]
+        emit = _Emitter(self.reference)
+        lines = emit.block(block, "program", 0, top=True)
+        self.source = "\n".join(lines) + "\n"
+        exec(compile(self.source, "<convbench compiled MIL program>", "exec"),  # noqa: S102
+             emit.scope)  # our own generated code
+        return emit.scope["program"]
 
     # -- execution -----------------------------------------------------------------------
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -126,15 +86,120 @@ class CompiledProgram:
 
 def _needs_interpreter(interp: Interpreter) -> str:
     """Why a program runs op by op ('' when it compiles)."""
-    if interp.state_specs:
-        return "state"
-    if any(step.control for step in interp.block.steps):
-        return "control flow"
-    return ""
+    return "state" if interp.state_specs else ""
+
+
+class _Emitter:
+    """Python source for a block and, nested in it as closures, the blocks of its loops and
+    branches: what `Interpreter.run_block` does, step by step, with each value a local."""
+
+    def __init__(self, ref: Interpreter) -> None:
+        self.ref = ref
+        self.scope: dict[str, object] = {"_st": _store, "_wd": _widen, "_truth": _truth}
+        self.names: dict[str, str] = {}  # MIL variable -> Python name (unique program-wide)
+        self.dtypes: dict[str, torch.dtype | None] = dict(ref.input_types)
+        self.count = 0
+
+    def fresh(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def bind(self, value, prefix: str = "c") -> str:
+        key = self.fresh(prefix)
+        self.scope[key] = value
+        return key
+
+    def block(self, block: Block, fname: str, indent: int, top: bool = False) -> list[str]:
+        pad, body = " " * indent, " " * (indent + 4)
+        params = []
+        for name, dtype in block.inputs:
+            self.names[name] = self.fresh("a")
+            self.dtypes.setdefault(name, dtype)
+            params.append(self.names[name])
+        lines = [f"{pad}def {fname}({', '.join(params)}):"]
+        if not top:  # a nested block's inputs are stored in their declared types (run_scope)
+            lines += [f"{body}{p} = _st({p}, {self.bind(d, 't')})"
+                      for p, (_, d) in zip(params, block.inputs) if d is not None]
+        local = {n for n, _ in block.inputs}
+        last = _last_uses(block)
+        for i, step in enumerate(block.steps):
+            if step.op_type == "while_loop":
+                lines += self.while_loop(step, body)
+            elif step.op_type == "cond":
+                lines += self.cond(step, body)
+            else:
+                lines += self.call(step, body)
+            lines += self.store(step, body)
+            produced = [n for n, _ in step.outputs]
+            local.update(produced)
+            # free each value after its last reading (or at once, if nothing reads it)
+            dead = {self.names[n] for n in produced if n not in last}
+            dead |= {self.names[n] for n, at in last.items() if at == i and n in local}
+            dead -= {self.names[n] for n in block.outputs if n in self.names}
+            lines.append(f"{body}del _o{''.join(', ' + d for d in sorted(dead))}")
+        results = [self.bind(self.ref.consts[n], "k") if n in self.ref.consts else self.names[n]
+                   for n in block.outputs]
+        lines.append(f"{body}return [{', '.join(results)}]")
+        return lines
+
+    def args(self, step: Step) -> list[tuple[str, str]]:
+        widen = self.ref.arith == "fp32" and not step.as_stored
+        return [(k, self.expr(v, widen)) for k, v in step.refs]
+
+    def call(self, step: Step, body: str) -> list[str]:
+        fn = self.bind(step.call, "f")
+        args = ", ".join(f"{k}={e}" for k, e in self.args(step))
+        return [f"{body}_o = {fn}({args})"]
+
+    def while_loop(self, step: Step, body: str) -> list[str]:
+        (_, loop_vars), = self.args(step)
+        cond, loop = self.fresh("cond"), self.fresh("body")
+        return [*self.block(step.blocks[0], cond, len(body)),
+                *self.block(step.blocks[1], loop, len(body)),
+                f"{body}_o = {loop_vars}",
+                f"{body}while _truth({cond}(*_o)[0]):",
+                f"{body}    _o = {loop}(*_o)",
+                f"{body}_o = tuple(_o)"]
+
+    def cond(self, step: Step, body: str) -> list[str]:
+        (_, pred), = self.args(step)
+        yes, no = self.fresh("then"), self.fresh("else")
+        return [*self.block(step.blocks[0], yes, len(body)),
+                *self.block(step.blocks[1], no, len(body)),
+                f"{body}_o = tuple({yes}() if _truth({pred}) else {no}())"]
+
+    def store(self, step: Step, body: str) -> list[str]:
+        outs = []
+        for name, dtype in step.outputs:
+            self.names[name] = self.fresh("v")
+            self.dtypes[name] = dtype
+            outs.append(self.names[name])
+        if len(outs) == 1:  # an op may return a 1-tuple, as the interpreter allows
+            lines = [f"{body}{outs[0]} = _o[0] if type(_o) is tuple else _o"]
+        else:
+            lines = [f"{body}{', '.join(outs)} = _o[:{len(outs)}]"]
+        lines += [f"{body}{o} = _st({o}, {self.bind(d, 't')})"
+                  for o, (_, d) in zip(outs, step.outputs) if d is not None]
+        return lines
+
+    def expr(self, v, widen: bool) -> str:
+        """Python source for an argument: a local, a list of them, or a bound constant."""
+        if isinstance(v, Ref):
+            local = self.names[v.name]
+            dtype = self.dtypes.get(v.name)
+            if widen and dtype == torch.float16:
+                return f"{local}.float()"
+            if widen and dtype is None:  # an undeclared type: the interpreter's dynamic test
+                return f"_wd({local})"
+            return local
+        if isinstance(v, list):
+            return "[" + ", ".join(self.expr(x, widen) for x in v) + "]"
+        return self.bind(v)
 
 
 def _last_uses(block: Block) -> dict[str, int]:
-    """Each variable's last reading step."""
+    """Each variable's last reading step in `block`; a reading inside a step's nested blocks
+    (a loop body, a branch) counts as that step's."""
     out: dict[str, int] = {}
 
     def visit(v, i):
@@ -144,27 +209,22 @@ def _last_uses(block: Block) -> dict[str, int]:
             for x in v:
                 visit(x, i)
 
-    for i, step in enumerate(block.steps):
+    def walk(step, i):
         for _, v in step.refs:
             visit(v, i)
+        for inner in step.blocks:
+            for s in inner.steps:
+                walk(s, i)
+            for name in inner.outputs:
+                visit(Ref(name), i)
+
+    for i, step in enumerate(block.steps):
+        walk(step, i)
     return out
 
 
-def _expr(v, names, dtypes, widen: bool, scope, ref) -> str:
-    """Python source for an argument: a local, a list of them, or a bound constant."""
-    if isinstance(v, Ref):
-        local = names[v.name]
-        dtype = dtypes.get(v.name)
-        if widen and dtype == torch.float16:
-            return f"{local}.float()"
-        if widen and dtype is None:  # an undeclared type: the interpreter's dynamic test
-            return f"_wd({local})"
-        return local
-    if isinstance(v, list):
-        return "[" + ", ".join(_expr(x, names, dtypes, widen, scope, ref) for x in v) + "]"
-    key = f"c{len(scope)}"
-    scope[key] = v
-    return key
+def _truth(v) -> bool:
+    return bool(torch.as_tensor(v).reshape(-1)[0])
 
 
 def _store(value, dtype):
@@ -177,4 +237,4 @@ def _widen(t):
     return t.float() if isinstance(t, torch.Tensor) and t.dtype == torch.float16 else t
 
 
-__all__ = ["CHECK_ENV", "CompiledProgram", "Step"]
+__all__ = ["CHECK_ENV", "CompiledProgram"]
