@@ -245,3 +245,48 @@ def test_max_pool_takes_the_faster_kernel_for_the_size_and_the_same_values(shape
     n, c, h, w = shape
     want = x.numpy().reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
     np.testing.assert_array_equal(got, want)
+
+
+def test_a_loop_filling_a_sequence_writes_in_place_without_touching_shared_values():
+    """A loop that scatters one step at a time into its accumulator writes into it (nothing
+    else reads it); its initial value, read again after the loop, is copied first."""
+    mb = _mb()
+    n = 6
+
+    @mb.program(input_specs=[mb.TensorSpec((n, 3))])
+    def prog(x):
+        zeros = mb.fill(shape=np.array([n, 3], np.int32), value=0.0)
+
+        def cond(i, acc):
+            return mb.less(x=i, y=np.int32(n))
+
+        def body(i, acc):
+            row = mb.gather(x=x, indices=mb.expand_dims(x=i, axes=[0]), axis=0)
+            acc = mb.scatter(data=acc, indices=mb.expand_dims(x=i, axes=[0]),
+                             updates=mb.mul(x=row, y=2.0), axis=0, mode="add")
+            return mb.add(x=i, y=np.int32(1)), acc
+
+        _, filled = mb.while_loop(_cond=cond, _body=body, loop_vars=(np.int32(0), zeros))
+        return filled, mb.add(x=zeros, y=1.0)  # the initial value, read after the loop
+
+    x = rng.standard_normal((n, 3)).astype(np.float32)
+    compiled, (filled, ones) = _both(prog, {"x": x})
+    np.testing.assert_array_equal(filled, 2 * x)
+    np.testing.assert_array_equal(ones, np.ones((n, 3), np.float32))
+    assert ".clone()" in compiled.source  # the shared initial value is copied, once
+
+
+@pytest.mark.parametrize("mode", ["add", "sub", "mul", "div", "max", "min"])
+@pytest.mark.parametrize("repeated", [False, True])
+def test_scattering_into_fp16_storage_matches_the_widened_scatter(mode, repeated):
+    import torch
+
+    from convbench.mil.ops.shape import scatter, scatter_into_stored
+
+    data = torch.from_numpy(rng.standard_normal((5, 4)).astype(np.float16))
+    updates = torch.from_numpy(rng.standard_normal((2, 4)).astype(np.float32)) + 2
+    indices = torch.tensor([3, 3] if repeated else [1, -1])
+    want = scatter(data.float(), indices, updates, 0, mode).half()  # the interpreter's way
+    got = scatter_into_stored(data.clone(), indices, updates, 0, mode)
+    assert got.dtype == torch.float16
+    np.testing.assert_array_equal(got.numpy(), want.numpy())

@@ -13,6 +13,7 @@ runs op by op.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -20,6 +21,10 @@ import torch
 
 from convbench.mil.dtypes import to_torch
 from convbench.mil.interpreter import Block, Interpreter, Ref, Step
+from convbench.mil.ops.shape import IN_PLACE, scatter_into_stored
+
+#: ops whose results are new tensors, shared with no other variable
+FRESH = frozenset({*IN_PLACE, "fill", "fill_like"})
 
 #: set (to anything) to run the reference interpreter beside the compiled function on every
 #: input shape's first run and fail on any bit that differs (the test suite does)
@@ -98,6 +103,9 @@ class _Emitter:
         self.scope: dict[str, object] = {"_st": _store, "_wd": _widen, "_truth": _truth}
         self.names: dict[str, str] = {}  # MIL variable -> Python name (unique program-wide)
         self.dtypes: dict[str, torch.dtype | None] = dict(ref.input_types)
+        #: values no other variable shares (fresh results of FRESH ops, or loop variables fed
+        #: only such values): an op may write into one that nothing reads afterwards
+        self.owned: set[str] = set()
         self.count = 0
 
     def fresh(self, prefix: str) -> str:
@@ -123,14 +131,17 @@ class _Emitter:
         local = {n for n, _ in block.inputs}
         last = _last_uses(block)
         for i, step in enumerate(block.steps):
+            done = {n for n, at in last.items() if at == i and n not in block.outputs}
             if step.op_type == "while_loop":
-                lines += self.while_loop(step, body)
+                lines += self.while_loop(step, body, done)
             elif step.op_type == "cond":
                 lines += self.cond(step, body)
             else:
-                lines += self.call(step, body)
+                lines += self.call(step, body, done)
             lines += self.store(step, body)
             produced = [n for n, _ in step.outputs]
+            if step.op_type in FRESH:
+                self.owned.update(produced)
             local.update(produced)
             # free each value after its last reading (or at once, if nothing reads it)
             dead = {self.names[n] for n in produced if n not in last}
@@ -146,20 +157,43 @@ class _Emitter:
         widen = self.ref.arith == "fp32" and not step.as_stored
         return [(k, self.expr(v, widen)) for k, v in step.refs]
 
-    def call(self, step: Step, body: str) -> list[str]:
-        fn = self.bind(step.call, "f")
-        args = ", ".join(f"{k}={e}" for k, e in self.args(step))
-        return [f"{body}_o = {fn}({args})"]
+    def call(self, step: Step, body: str, done: set[str]) -> list[str]:
+        args = self.args(step)
+        fn = step.call
+        data = dict(step.refs).get("data")
+        alone = [v for _, v in step.refs].count(data) == 1  # not also another argument
+        if step.op_type in IN_PLACE and isinstance(data, Ref) and data.name in done and alone:
+            copied = dict(args)["data"].endswith(".float()")  # widened: a copy already
+            if copied and step.op_type == "scatter" and data.name in self.owned:
+                # fp16 storage: write the combined positions into it, not a widened copy
+                fn = functools.partial(scatter_into_stored, **step.fixed)
+                args = [(k, self.names[data.name] if k == "data" else e) for k, e in args]
+            elif copied or data.name in self.owned:
+                fn = functools.partial(step.fn, **step.fixed, in_place=True)
+        args_src = ", ".join(f"{k}={e}" for k, e in args)
+        return [f"{body}_o = {self.bind(fn, 'f')}({args_src})"]
 
-    def while_loop(self, step: Step, body: str) -> list[str]:
-        (_, loop_vars), = self.args(step)
+    def while_loop(self, step: Step, body: str, done: set[str]) -> list[str]:
+        cond_block, body_block = step.blocks
+        widen = self.ref.arith == "fp32" and not step.as_stored
+        (_, loop_vars), = step.refs
+        initial = []
+        for k, v in enumerate(loop_vars):
+            src = self.expr(v, widen)
+            if _fed_fresh(body_block, k):  # the body may write into this loop variable
+                self.owned.add(body_block.inputs[k][0])
+                fresh = src.endswith(".float()") or (isinstance(v, Ref) and v.name in done
+                                                     and v.name in self.owned)
+                src = src if fresh else f"{src}.clone()"  # never into a value read elsewhere
+            initial.append(src)
         cond, loop = self.fresh("cond"), self.fresh("body")
-        return [*self.block(step.blocks[0], cond, len(body)),
-                *self.block(step.blocks[1], loop, len(body)),
-                f"{body}_o = {loop_vars}",
-                f"{body}while _truth({cond}(*_o)[0]):",
-                f"{body}    _o = {loop}(*_o)",
-                f"{body}_o = tuple(_o)"]
+        lines = [*self.block(cond_block, cond, len(body)),
+                 *self.block(body_block, loop, len(body)),
+                 f"{body}_o = [{', '.join(initial)}]",
+                 f"{body}while _truth({cond}(*_o)[0]):",
+                 f"{body}    _o = {loop}(*_o)",
+                 f"{body}_o = tuple(_o)"]
+        return lines
 
     def cond(self, step: Step, body: str) -> list[str]:
         (_, pred), = self.args(step)
@@ -195,6 +229,15 @@ class _Emitter:
         if isinstance(v, list):
             return "[" + ", ".join(self.expr(x, widen) for x in v) + "]"
         return self.bind(v)
+
+
+def _fed_fresh(body: Block, k: int) -> bool:
+    """Whether a loop body's k-th output is always a fresh value (a FRESH op's result, or the
+    k-th input passed on): then its k-th input is one no other variable shares."""
+    name = body.outputs[k]
+    if name == body.inputs[k][0]:
+        return True
+    return any(name in (n for n, _ in s.outputs) and s.op_type in FRESH for s in body.steps)
 
 
 def _last_uses(block: Block) -> dict[str, int]:

@@ -31,5 +31,6 @@ def to_torch(value, dtype: torch.dtype | None = None):
         return str(arr.item()) if arr.ndim == 0 else arr
     if arr.dtype == np.uint16:
         arr = arr.astype(np.int32)
-    t = torch.from_numpy(np.ascontiguousarray(arr))
+    # (np.ascontiguousarray would make a scalar a 1-element vector: shapes are semantics)
+    t = torch.from_numpy(arr if arr.flags.c_contiguous and arr.ndim else np.array(arr, order="C"))
     return t.to(dtype) if dtype is not None else t

@@ -148,32 +148,62 @@ def _updates(fixed) -> bool:
     return fixed.get("mode") == "update"
 
 
-def _scatter_into(data, a, index, updates, mode):
+def _scatter_into(data, a, index, updates, mode, in_place=False):
+    """The scatter, into a copy of `data` or, `in_place`, into `data` itself (the compiled
+    engine's choice when nothing reads `data` afterwards: the same values, without copying
+    all of it for each write, as a loop that fills a sequence one step at a time does)."""
+    reduce = data.scatter_reduce_ if in_place else data.scatter_reduce
     if mode == "sub":
-        return data.scatter_reduce(a, index, -updates, "sum")
+        return reduce(a, index, -updates, "sum")
     if mode == "div":
-        return data.scatter_reduce(a, index, 1.0 / updates, "prod")
+        return reduce(a, index, 1.0 / updates, "prod")
     if mode not in _SCATTER:
         raise ValueError(f"unknown scatter mode {mode!r}")
     if mode == "update":
-        return data.scatter(a, index, updates)
-    return data.scatter_reduce(a, index, updates, _SCATTER[mode])
+        return (data.scatter_ if in_place else data.scatter)(a, index, updates)
+    return reduce(a, index, updates, _SCATTER[mode])
 
 
 @op("scatter", moves=_updates)
-def scatter(data, indices, updates, axis, mode, validate_indices=None):
+def scatter(data, indices, updates, axis, mode, validate_indices=None, in_place=False):
     a = _axis(axis, data.dim())
     idx = _index(indices, data.shape[a]).reshape(-1)
     shape = [1] * data.dim()
     shape[a] = -1
     index = idx.reshape(shape).expand(updates.shape)
-    return _scatter_into(data, a, index, updates.to(data.dtype), mode)
+    return _scatter_into(data, a, index, updates.to(data.dtype), mode, in_place)
 
 
 @op("scatter_along_axis", moves=_updates)
-def scatter_along_axis(data, indices, updates, axis, mode, validate_indices=None):
+def scatter_along_axis(data, indices, updates, axis, mode, validate_indices=None,
+                       in_place=False):
     a = _axis(axis, data.dim())
-    return _scatter_into(data, a, _index(indices, data.shape[a]), updates.to(data.dtype), mode)
+    return _scatter_into(data, a, _index(indices, data.shape[a]), updates.to(data.dtype), mode,
+                         in_place)
+
+
+#: ops that can write into their `data` input (`in_place=True`) when it is not read again
+IN_PLACE = ("scatter", "scatter_along_axis")
+
+_COMBINE = {"add": torch.add, "sub": lambda c, u: c + (-u), "mul": torch.mul,
+            "div": lambda c, u: c * (1.0 / u), "max": torch.maximum, "min": torch.minimum}
+
+
+def scatter_into_stored(data, indices, updates, axis, mode, validate_indices=None):
+    """`scatter` of fp32 `updates` into fp16 `data`, in place, as the interpreter computes it
+    (data widened, combined in fp32, the whole rounded back to fp16): only the written
+    positions change, each rounded once, so only they are widened. Distinct indices only (a
+    repeated one sums its updates first): otherwise the widened way."""
+    a = _axis(axis, data.dim())
+    idx = _index(indices, data.shape[a]).reshape(-1)
+    shape = [1] * data.dim()
+    shape[a] = -1
+    index = idx.reshape(shape).expand(updates.shape)
+    if mode not in _COMBINE or idx.unique().numel() != idx.numel():
+        wide = _scatter_into(data.float(), a, index, updates, mode, in_place=True)
+        return data.copy_(wide)
+    current = data.gather(a, index).float()
+    return data.scatter_(a, index, _COMBINE[mode](current, updates).to(data.dtype))
 
 
 @op("pad")
