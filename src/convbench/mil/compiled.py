@@ -1,14 +1,15 @@
-"""The compiled engine: a MIL program lowered once, at load, to one straight-line Python
-function over its planned ops.
+"""The compiled engine: a MIL program lowered once, at load, to one generated Python function
+over its planned ops.
 
 The op-by-op `Interpreter` stays the reference: the compiled function is generated from the
 interpreter's own compiled block, calls the same planned op functions with the same arguments,
 widens fp16 inputs and rounds results to their declared types where the interpreter does, so
-its outputs are the interpreter's, bit for bit (`check` asserts it). What it removes is the
-dispatch: no name lookups in an environment, no argument dictionaries, no per-op type tests;
-each value is a local variable, deleted after its last use so memory peaks as the
-interpreter's. Loops and branches become Python loops and branches over nested functions. A program with state
-runs op by op.
+its outputs are the interpreter's, bit for bit (`CHECK_ENV` makes every run prove it). What it
+removes is the dispatch: no name lookups in an environment, no argument dictionaries, no per-op
+type tests. Each value is a local variable, deleted after its last use, so memory peaks no
+higher than the interpreter's; a scatter into a value nothing reads afterwards writes in place.
+Loops and branches become Python loops and branches over nested functions. A program with
+state runs op by op.
 """
 
 from __future__ import annotations
@@ -83,10 +84,11 @@ class CompiledProgram:
             return
         self._checked.add(key)
         for i, (got, want) in enumerate(zip(result, self.reference.run(inputs))):
-            if not np.array_equal(got, want, equal_nan=True):
+            floats = np.asarray(got).dtype.kind == "f"
+            if got.shape != want.shape or not np.array_equal(got, want, equal_nan=floats):
                 raise AssertionError(f"compiled MIL program departs from the interpreter at "
-                                     f"output {i} (max abs difference "
-                                     f"{np.nanmax(np.abs(got - want))}) for inputs {key}")
+                                     f"output {i} ({got!r:.200} against {want!r:.200}) for "
+                                     f"inputs {key}")
 
 
 def _needs_interpreter(interp: Interpreter) -> str:
