@@ -2,9 +2,6 @@
 interpreters implement, and which coremltools' converters emit (all of those, but custom
 layers)."""
 
-import subprocess
-import sys
-
 from convbench.mil.coverage import mil_ops, nn_layers
 
 
@@ -23,14 +20,15 @@ def test_every_op_and_layer_the_converters_emit_is_implemented():
     assert layers["custom"].note  # says why it cannot be
 
 
-def test_cli_lists_them_all():
-    out = subprocess.run([sys.executable, "-m", "convbench", "coreml", "ops", "--all"],
-                         capture_output=True, text=True, timeout=300, check=False)
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
+def test_cli_lists_them_all(capsys):
+    import pytest
+
+    from convbench.cli.main import main
+
+    assert main(["coreml", "ops", "--all"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("ML Program (MIL ops, iOS15-iOS18): ")
     assert any(line.split()[:3] == ["mvn", "implemented", "emitted"] for line in lines)
     assert any(line.split()[:2] == ["custom", "MISSING"] for line in lines)
-    bare = subprocess.run([sys.executable, "-m", "convbench", "coreml", "ops"],
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert bare.returncode != 0 and "--all" in bare.stderr
+    with pytest.raises(SystemExit, match="--all"):
+        main(["coreml", "ops"])

@@ -12,6 +12,7 @@ coremltools, so the lists follow its version.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ def _sources(*folders: str) -> str:
                      for p in sorted((root / folder).rglob("*.py")) if "test" not in p.parts)
 
 
-def mil_ops() -> list[Entry]:
+@functools.cache
+def mil_ops() -> tuple[Entry, ...]:
     from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry
 
     from convbench.mil.ops import OPS
@@ -57,11 +59,12 @@ def mil_ops() -> list[Entry]:
                     "converters/mil/mil/ops/defs", "converters/mil/backend/mil")
     emitted = set(re.findall(r"\bmb\.(\w+)\(", text)) | {"coreml_update_state"}
     have = set(OPS.names()) | STRUCTURAL
-    return [Entry(n, n in have, n in emitted, defined[n], UNIMPLEMENTABLE.get(n, ""))
-            for n in sorted(defined)]
+    return tuple(Entry(n, n in have, n in emitted, defined[n], UNIMPLEMENTABLE.get(n, ""))
+                 for n in sorted(defined))
 
 
-def nn_layers() -> list[Entry]:
+@functools.cache
+def nn_layers() -> tuple[Entry, ...]:
     from coremltools.proto import NeuralNetwork_pb2
 
     from convbench.nn.layers import LAYERS
@@ -78,10 +81,10 @@ def nn_layers() -> list[Entry]:
     emitted = {k for call in re.findall(r"builder\.(add_\w+)\(", backend)
                for k in sets.get(call, ())} | {"branch", "loop"}
     have = set(LAYERS.names())
-    return [Entry(k, k in have, k in emitted, (), UNIMPLEMENTABLE.get(k, "")) for k in kinds]
+    return tuple(Entry(k, k in have, k in emitted, (), UNIMPLEMENTABLE.get(k, "")) for k in kinds)
 
 
-def summary(entries: list[Entry]) -> str:
+def summary(entries: tuple[Entry, ...]) -> str:
     done = sum(e.implemented for e in entries)
     emitted = [e for e in entries if e.emitted]
     return (f"{done} of {len(entries)} implemented; {sum(e.implemented for e in emitted)} of "
