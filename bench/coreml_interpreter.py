@@ -99,8 +99,8 @@ def _times(fn, x, n: int) -> list[float]:
 
 
 def _mflops(artifact, x) -> float:
-    """Multiply-adds x 2 per sample of conv, linear, matmul and recurrent ops, counted on one
-    run of the interpreter at batch 1."""
+    """Multiply-adds x 2 per sample of the conv, linear and matmul ops of an image model,
+    counted on one run of the interpreter at batch 1."""
     from convbench.mil import Interpreter
     from convbench.mil.program import load_program
 
@@ -108,33 +108,18 @@ def _mflops(artifact, x) -> float:
     total = [0.0]
 
     def count(step, outs):
-        w = step.fixed.get("weight")
-        y = outs[0]
+        w, y = step.fixed.get("weight"), outs[0]
         if step.op_type in ("conv", "conv_transpose") and w is not None:
             total[0] += 2 * y.numel() * w[0].numel()
         elif step.op_type == "linear" and w is not None:
             total[0] += 2 * y.numel() * w.shape[-1]
-        elif step.op_type == "matmul":
-            total[0] += 2 * y.numel() * _inner(step, interp)
-        elif step.op_type in ("lstm", "gru", "rnn"):
-            gates = {"lstm": 4, "gru": 3, "rnn": 1}[step.op_type]
-            h = y.shape[-1]
-            seq = y.shape[0]
-            xin = step.fixed.get("weight_ih")
-            din = xin.shape[-1] if xin is not None else h
-            total[0] += 2 * seq * gates * h * (din + h) * (2 if y.shape[-1] != h else 1)
+        elif step.op_type == "matmul" and step.fixed.get("y") is not None:
+            inner = step.fixed["y"].shape[-1 if step.fixed.get("transpose_y") else -2]
+            total[0] += 2 * y.numel() * int(inner)
 
     interp.tap = count
-    name = interp.input_names[0]
-    interp.run({name: x[:1]})
+    interp.run({interp.input_names[0]: x[:1]})
     return total[0] / 1e6
-
-
-def _inner(step, interp) -> int:
-    y = step.fixed.get("y")
-    if y is not None:
-        return int(y.shape[-1] if step.fixed.get("transpose_y") else y.shape[-2])
-    return 0
 
 
 def _load_times(art, engine: str, n: int = 3) -> tuple[float, float]:
