@@ -112,7 +112,8 @@ def _record_executions() -> None:
 def pytest_configure(config):
     # every ML Program the suite runs on the compiled engine is also run on the reference
     # interpreter (the first run of each of its first three input shapes, in runner processes
-    # too): a bit that differs fails the test that ran it
+    # too), and every package the Core ML runner reads with convbench's protobuf reader is also
+    # loaded by coremltools: a bit that differs fails the test that ran it
     from convbench.mil.compiled import CHECK_ENV
 
     os.environ[CHECK_ENV] = "1"

@@ -8,13 +8,15 @@ from collections import Counter
 
 def census(path: str, trust: bool = False) -> tuple[str, Counter, set[str]]:
     """(model type, op or layer counts, the supported names) of a Core ML model."""
-    from convbench.mil.program import load_program, load_spec, op_census
+    from convbench.mil.program import load_spec, op_census
+    from convbench.mil.reader import read_program
 
     spec = load_spec(path, trust)
     if spec.WhichOneof("Type") == "mlProgram":
         from convbench.mil.ops import OPS
 
-        return "ML Program", op_census(load_program(path, trust)), set(OPS.names()) | {"const"}
+        program = read_program(path, spec, trust)
+        return "ML Program", op_census(program), set(OPS.names()) | {"const"}
     from convbench.nn.interpreter import NESTED
     from convbench.nn.layers import LAYERS
 

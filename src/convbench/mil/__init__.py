@@ -1,6 +1,7 @@
 """An interpreter for Core ML ML Programs (MIL), for Linux where Apple's runtime does not exist.
 
-`load_program(path)` reads an `.mlpackage` with coremltools' own milproto loader;
+`read_program(path)` reads an `.mlpackage`'s ops and weights straight from its protobuf
+(`load_program(path)`, coremltools' own milproto loader, for what it leaves out and for editing);
 `Interpreter(program)` compiles it once (constants materialised, every op resolved to its
 implementation in `mil.ops`, unknown ops reported before any input runs) and `run(inputs)`
 executes it. Execution is typed: each op's result is stored in the dtype the program declares
@@ -11,7 +12,7 @@ with `arith="fp16"`. Attributes are imported lazily: `convbench.mil.errors` need
 from convbench.mil.errors import MilError, UnsupportedOpError
 
 _LAZY = {"Interpreter": "convbench.mil.interpreter", "load_program": "convbench.mil.program",
-         "op_census": "convbench.mil.program"}
+         "op_census": "convbench.mil.program", "read_program": "convbench.mil.reader"}
 
 
 def __getattr__(name):
@@ -22,4 +23,5 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["Interpreter", "MilError", "UnsupportedOpError", "load_program", "op_census"]
+__all__ = ["Interpreter", "MilError", "UnsupportedOpError", "load_program", "op_census",
+           "read_program"]

@@ -12,6 +12,8 @@ STORAGE = {"fp16": torch.float16, "fp32": torch.float32, "fp64": torch.float64,
 
 def type_name(var) -> str:
     """'fp16', 'fp32', 'int32', 'bool', 'str', ... of a MIL Var's element type."""
+    if hasattr(var, "mil_type"):  # read by `convbench.mil.reader`
+        return var.mil_type
     from convbench.coreml_import import coremltools
 
     coremltools()  # its first import leaves out what convbench never uses

@@ -10,6 +10,7 @@ and compiled elsewhere.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -96,9 +97,11 @@ class CoremlRunner(Runner):
         arith = self.options.get("arith", "fp32")
         self._detail = "NeuralNetwork layer interpreter"
         if spec.WhichOneof("Type") == "mlProgram":
-            from convbench.mil import Interpreter, load_program
+            from convbench.mil import Interpreter
+            from convbench.mil.compiled import CHECK_ENV
+            from convbench.mil.reader import check_read, read_program
 
-            program = load_program(self.artifact.path, self.trust)
+            program = read_program(self.artifact.path, spec, self.trust)
             if self.engine == "compiled":
                 from convbench.mil.compiled import CompiledProgram
 
@@ -109,6 +112,9 @@ class CoremlRunner(Runner):
                 interp = Interpreter(program, arith=arith)
                 run = interp.run
                 self._detail = "interpreter"
+            if os.environ.get(CHECK_ENV):
+                check_read(self.artifact.path, program, interp)
+            del program  # the interpreter holds what it runs
         else:
             from convbench.nn import NeuralNetworkInterpreter
 
