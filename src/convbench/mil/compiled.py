@@ -29,7 +29,8 @@ FRESH = frozenset({*IN_PLACE, "fill", "fill_like"})
 
 #: set (to anything) to run the reference interpreter beside the compiled function on the first
 #: run of each of a program's first three input shapes, and fail on any bit that differs (the
-#: test suite does)
+#: test suite does); the Core ML runner then also checks its protobuf reader
+#: (`reader.check_read`)
 CHECK_ENV = "CONVBENCH_COREML_CHECK_COMPILED"
 
 
@@ -133,8 +134,13 @@ class _Emitter:
                       for p, (_, d) in zip(params, block.inputs) if d is not None]
         local = {n for n, _ in block.inputs}
         last = _last_uses(block)
+        ends: dict[int, list[str]] = {}  # step -> the values it reads last
+        for n, at in last.items():
+            ends.setdefault(at, []).append(n)
+        outs = set(block.outputs)
+        kept = {self.names[n] for n in outs if n in self.names}  # never freed: returned
         for i, step in enumerate(block.steps):
-            done = {n for n, at in last.items() if at == i and n not in block.outputs}
+            done = {n for n in ends.get(i, ()) if n not in outs}
             if step.op_type == "while_loop":
                 lines += self.while_loop(step, body, done)
             elif step.op_type == "cond":
@@ -148,8 +154,9 @@ class _Emitter:
             local.update(produced)
             # free each value after its last reading (or at once, if nothing reads it)
             dead = {self.names[n] for n in produced if n not in last}
-            dead |= {self.names[n] for n, at in last.items() if at == i and n in local}
-            dead -= {self.names[n] for n in block.outputs if n in self.names}
+            dead |= {self.names[n] for n in ends.get(i, ()) if n in local}
+            kept |= {self.names[n] for n in produced if n in outs}
+            dead -= kept
             lines.append(f"{body}del _o{''.join(', ' + d for d in sorted(dead))}")
         results = [self.bind(self.ref.consts[n], "k") if n in self.ref.consts else self.names[n]
                    for n in block.outputs]

@@ -56,11 +56,20 @@ def _state_specs(func) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
 
     out = {}
     for name, var in func.inputs.items():
-        if types.is_state(var.sym_type):
+        if not hasattr(var, "mil_type") and types.is_state(var.sym_type):  # (read: no state)
             wrapped = var.sym_type.wrapped_type()
             out[name] = (tuple(int(d) for d in wrapped.get_shape()),
                          STORAGE[types.builtin_to_string(wrapped.get_primitive())])
     return out
+
+
+@functools.cache
+def _parameters(fn) -> frozenset[str] | None:
+    """The keyword names `fn` takes (None: any, it takes **kwargs)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return frozenset(params)
 
 
 def _has_ref(v) -> bool:
@@ -78,15 +87,21 @@ class Interpreter:
     """Runs one function of a MIL program (default "main").
 
     Args:
-        program: a coremltools MIL `Program` (from `load_program` or the MIL builder).
+        program: a MIL program: `read_program`'s, or coremltools' (`load_program`, the MIL
+            builder).
         arith: "fp32" (default): fp16 values are widened before each op and its result is
             rounded back to the declared type; "fp16": ops compute in their declared fp16.
+        fuse_loops: run loops that are a known recurrence (a converted GRU) on a fused kernel
+            (`convbench.mil.loops`).
     """
 
-    def __init__(self, program, function: str = "main", arith: str = "fp32") -> None:
+    def __init__(self, program, function: str = "main", arith: str = "fp32",
+                 fuse_loops: bool = True) -> None:
         if arith not in ("fp32", "fp16"):
             raise ValueError(f"arith must be 'fp32' or 'fp16', got {arith!r}")
         self.arith = arith
+        self.fuse_loops = fuse_loops
+        self.function = function
         #: called as tap(step, outputs) after each op (`convbench explain` reads every value)
         self.tap = None
         func = program.functions[function]
@@ -160,6 +175,10 @@ class Interpreter:
                         value, torch.Tensor) else value, type_name(out))
                     self.const_types[out.name] = op.op_type  # stored compressed
                 continue
+            if self.fuse_loops and op.op_type == "while_loop":
+                from convbench.mil.loops import fuse_gru_loop
+
+                step = fuse_gru_loop(step, self) or step
             steps.append(step)
         ins = [(v.name, STORAGE.get(type_name(v))) for v in inputs]
         return Block(ins, steps, [o.name for o in block.outputs])
@@ -171,8 +190,8 @@ class Interpreter:
 
     @staticmethod
     def _check_signature(impl, op, args, where) -> None:
-        params = inspect.signature(impl.fn).parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        params = _parameters(impl.fn)
+        if params is None:  # takes **kwargs
             return
         extra = [k for k, v in args.items() if k not in params and v is not None]
         if extra:
