@@ -199,6 +199,35 @@ def test_planned_convolutions_match_a_padded_convolution_over_every_geometry():
     assert cases > 100
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_pointwise_convolutions_run_as_matrix_products_and_scales(layout, monkeypatch):
+    """A 1x1 kernel (or one cut to 1x1: 5x5 "same" over a 1x1 map) runs as a GEMM over the
+    channels, a depthwise one as a per-channel scale; the values are the convolution's."""
+    import torch
+    import torch.nn.functional as F
+
+    from convbench.mil.ops import conv as conv_ops
+
+    made = []
+    real = conv_ops._pointwise
+    monkeypatch.setattr(conv_ops, "_pointwise",
+                        lambda *a: made.append(real(*a)) or made[-1])
+    torch.manual_seed(1)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    for shape, weight, groups, pad_type in [((32, 48, 3, 3), (96, 48, 1, 1), 1, "valid"),
+                                            ((1, 320, 1, 1), (1280, 320, 1, 1), 1, "valid"),
+                                            ((4, 64, 1, 1), (64, 1, 5, 5), 64, "same")]:
+        x = torch.randn(shape).contiguous(memory_format=fmt)
+        w, b = torch.randn(weight), torch.randn(weight[0])
+        run = conv_ops.plan_conv(w, b, torch.tensor([1, 1]), pad_type, None,
+                                 torch.tensor([1, 1]), torch.tensor(groups))
+        pad = weight[2] // 2 if pad_type == "same" else 0
+        want = F.conv2d(x, w, b, 1, pad, 1, groups)
+        got = run(x)
+        assert made[-1] is not None and got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("direction", ["forward", "bidirectional"])
 @pytest.mark.parametrize("sequence", [True, False])
 def test_a_planned_lstm_is_the_step_by_step_lstm(direction, sequence):

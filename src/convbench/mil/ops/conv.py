@@ -33,13 +33,14 @@ def _conv(x, weight, bias, s, pad_type, pad, d, groups, cache=None):
         pads = spatial_pads(pad_type, pad, list(key), list(weight.shape[2:]), s, d)
         w, pads, crop = _reachable(weight, pads, list(key), s, d)
         w = _channels_last(w)  # a cropped kernel is laid out again
-        if cache is None:
-            geometry = w, pads, crop
-        else:
-            geometry = cache[key] = w, pads, crop
+        geometry = w, pads, crop, _pointwise(w, bias, pads, crop, s, groups)
+        if cache is not None:
+            cache[key] = geometry
     else:
         geometry = cache[key]
-    weight, pads, crop = geometry
+    weight, pads, crop, pointwise = geometry
+    if pointwise is not None and x.dim() == 4 and x.dtype == torch.float32:
+        return pointwise(x)
     if crop:  # input rows no output reads (after a cropped kernel's last tap)
         x = x[(slice(None), slice(None), *(slice(0, c) for c in crop))]
     if all(b == e for b, e in pads):
@@ -50,6 +51,34 @@ def _conv(x, weight, bias, s, pad_type, pad, d, groups, cache=None):
         weight = weight.to(x.dtype)
     return _CONV[n](_channels_last(x), weight,
                     None if bias is None else bias.to(x.dtype), s, padding, d, groups)
+
+
+def _pointwise(w, bias, pads, crop, s, groups):
+    """A 2-D fp32 convolution whose (cut) kernel is 1x1, unstrided and unpadded, as what it is:
+    a matrix product over the channels (groups == 1), or a per-channel scale (depthwise). The
+    same sums as oneDNN's convolution kernels, which at small spatial sizes cost several times
+    a GEMM's time (a 1x1 conv over a 1x1 map at batch 32: 570 us against 100)."""
+    if w.dim() != 4 or w.dtype != torch.float32 or tuple(w.shape[2:]) != (1, 1) or crop \
+            or any(p != (0, 0) for p in pads) or any(v != 1 for v in s):
+        return None
+    out, per_group = w.shape[0], w.shape[1]
+    b = None if bias is None else bias.to(torch.float32)
+    if groups == 1:
+        wt = w.reshape(out, per_group).t()
+
+        def gemm(x):
+            n, c, h, wd = x.shape
+            rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view of channels-last storage
+            y = torch.mm(rows, wt) if b is None else torch.addmm(b, rows, wt)
+            return y.reshape(n, h, wd, out).permute(0, 3, 1, 2)  # channels-last, NCHW meaning
+
+        return gemm
+    if per_group == 1 and groups == out:
+        scale = w.reshape(1, out, 1, 1)
+        shift = None if b is None else b.reshape(1, out, 1, 1)
+        return (lambda x: x * scale) if shift is None \
+            else (lambda x: torch.addcmul(shift, x, scale))
+    return None
 
 
 def _reachable(weight, pads, sizes, s, d):
