@@ -127,8 +127,11 @@ def fuse_gru_loop(step, interp):
             and m.value(m.caps["xt"], _ROWS["xt"]) and m.value(m.caps["ht"], _ROWS["ht"])):
         return None
     c = m.caps
-    if len(m.used) != len(body.steps) or not isinstance(c["sequence"], Ref):
-        return None  # the body does something more
+    if len(m.used) != len(body.steps) or not isinstance(c["sequence"], Ref) \
+            or c["sequence"].name in m.inputs or c["sequence"].name in m.made:
+        return None  # the body does something more, or reads its sequence from itself
+    if isinstance(steps_arg, Ref) and steps_arg.name in [n for n, _ in cond.inputs]:
+        return None
     zeros = ("axis_x", "axes_x", "axis_h", "axes_h", "axes_e", "axis_s")
     if not all(_scalar(c[k], 0) for k in zeros) or not _scalar(c["step"], 1) \
             or not _scalar(c["one"], 1) or c["mode"] not in ("update", "add"):
