@@ -109,7 +109,7 @@ def fuse_gru_loop(step, interp):
     from convbench.mil.ops.control import while_loop
 
     cond, body = step.blocks
-    (loop_vars,) = [v for k, v in step.args.items() if k == "loop_vars"]
+    loop_vars = step.args["loop_vars"]
     if len(loop_vars) != 2 or len(body.outputs) != 2 or len(cond.steps) != 1:
         return None
     start = loop_vars[0]
@@ -138,8 +138,8 @@ def fuse_gru_loop(step, interp):
         return None
     weights = [c[k] for k in ("w_ir", "w_iz", "w_in", "w_hr", "w_hz", "w_hn",
                               "b_ir", "b_iz", "b_in", "b_hr", "b_hz", "b_hn")]
-    stored = [d for s in body.steps for _, d in s.outputs if s.op_type != "add" or
-              s.outputs[0][0] != body.outputs[0]] + [d for _, d in body.inputs[1:]]
+    stored = [d for s in body.steps for n, d in s.outputs if n != body.outputs[0]] \
+        + [d for _, d in body.inputs[1:]]  # every value but the step counter
     if any(not isinstance(w, torch.Tensor) or w.dtype != torch.float32 for w in weights) \
             or any(d != torch.float32 for d in stored):
         return None
