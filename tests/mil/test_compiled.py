@@ -228,6 +228,45 @@ def test_pointwise_convolutions_run_as_matrix_products_and_scales(layout, monkey
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_small_batch_one_convolutions_run_on_the_im2col_kernel(monkeypatch):
+    """A batch-1 convolution over few input channels (LeNet-5's, an image stem) runs on
+    PyTorch's im2col + GEMM kernel, other batches and wider inputs on oneDNN; each gives the
+    convolution's values (asymmetric padding and a cut kernel included)."""
+    import torch
+    import torch.nn.functional as F
+
+    from convbench.mil.ops import conv as conv_ops
+
+    calls = []
+    real = conv_ops._thnn_conv2d
+    monkeypatch.setattr(conv_ops, "_thnn_conv2d", lambda *a: calls.append(a[0].shape) or real(*a))
+    torch.manual_seed(2)
+    cases = [((1, 1, 28, 28), (6, 1, 5, 5), "same", True),
+             ((1, 6, 14, 14), (16, 6, 5, 5), "valid", True),
+             ((1, 3, 32, 32), (16, 3, 3, 3), "same", True),  # odd total padding: explicit
+             ((1, 3, 2, 2), (8, 3, 5, 5), "same", True),  # the kernel cut to 2x2
+             ((32, 1, 28, 28), (6, 1, 5, 5), "same", False),
+             ((1, 16, 8, 8), (16, 16, 3, 3), "same", False)]
+    for shape, weight, pad_type, small in cases:
+        x, w, b = torch.randn(shape), torch.randn(weight), torch.randn(weight[0])
+        stride = 2 if shape[1] == 3 and shape[2] == 32 else 1
+        run = conv_ops.plan_conv(w, b, torch.tensor([stride, stride]), pad_type, None,
+                                 torch.tensor([1, 1]), torch.tensor(1))
+        if pad_type == "same":
+            total = [max((-(-n // stride) - 1) * stride + k - n, 0)
+                     for n, k in zip(shape[2:], weight[2:])]
+            x_padded = F.pad(x, [total[1] // 2, total[1] - total[1] // 2,
+                                 total[0] // 2, total[0] - total[0] // 2])
+        else:
+            x_padded = x
+        want = F.conv2d(x_padded, w, b, stride)
+        before = len(calls)
+        got = run(x)
+        assert (len(calls) > before) == small, (shape, weight)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("direction", ["forward", "bidirectional"])
 @pytest.mark.parametrize("sequence", [True, False])
 def test_a_planned_lstm_is_the_step_by_step_lstm(direction, sequence):

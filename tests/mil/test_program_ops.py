@@ -264,7 +264,7 @@ def test_ops_that_only_move_values_take_fp16_as_stored(monkeypatch):
                 str(v.dtype) for v in kw.values() if isinstance(v, torch.Tensor)
                 and v.is_floating_point())
             return _fn(*a, **kw)
-        monkeypatch.setitem(OPS._entries, name, replace(impl, fn=spy))
+        monkeypatch.setitem(OPS._entries, name, replace(impl, fn=spy, plan=None))
     up, add, back = Interpreter(prog).run({"x": x})
     assert seen["reshape"] == seen["gather"] == {"torch.float16"}
     assert seen["scatter"] == {"torch.float16", "torch.float32"}  # update as stored, add wide

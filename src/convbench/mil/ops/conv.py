@@ -27,30 +27,62 @@ def conv(x, weight, bias, strides, pad_type, pad, dilations, groups):
 
 
 def _conv(x, weight, bias, s, pad_type, pad, d, groups, cache=None):
-    n = x.dim() - 2
-    key = tuple(x.shape[2:])
-    if cache is None or key not in cache:
-        pads = spatial_pads(pad_type, pad, list(key), list(weight.shape[2:]), s, d)
-        w, pads, crop = _reachable(weight, pads, list(key), s, d)
-        w = _channels_last(w)  # a cropped kernel is laid out again
-        geometry = w, pads, crop, _pointwise(w, bias, pads, crop, s, groups)
+    key = (x.shape, x.dtype)
+    run = None if cache is None else cache.get(key)
+    if run is None:
+        run = _geometry(x, weight, bias, s, pad_type, pad, d, groups)
         if cache is not None:
-            cache[key] = geometry
-    else:
-        geometry = cache[key]
-    weight, pads, crop, pointwise = geometry
-    if pointwise is not None and x.dim() == 4 and x.dtype == torch.float32:
-        return pointwise(x)
-    if crop:  # input rows no output reads (after a cropped kernel's last tap)
-        x = x[(slice(None), slice(None), *(slice(0, c) for c in crop))]
+            cache[key] = run
+    return run(x)
+
+
+def _geometry(x, weight, bias, s, pad_type, pad, d, groups):
+    """The convolution of inputs of x's shape and dtype, as a function of x: padding, any cut
+    of the kernel, the kernel and its layout worked out once."""
+    n, sizes = x.dim() - 2, list(x.shape[2:])
+    pads = spatial_pads(pad_type, pad, sizes, list(weight.shape[2:]), s, d)
+    w, pads, crop = _reachable(weight, pads, sizes, s, d)
+    fp32 = x.dtype == torch.float32
+    if fp32 and x.dim() == 4:
+        pointwise = _pointwise(_channels_last(w), bias, pads, crop, s, groups)
+        if pointwise is not None:
+            return pointwise
     if all(b == e for b, e in pads):
-        padding = [b for b, _ in pads]
+        padding, explicit = [b for b, _ in pads], None
     else:  # asymmetric (same with an odd total, or custom): pad explicitly with zeros
-        x, padding = F.pad(x, torch_pad_arg(pads)), [0] * n
-    if weight.dtype != x.dtype:
-        weight = weight.to(x.dtype)
-    return _CONV[n](_channels_last(x), weight,
-                    None if bias is None else bias.to(x.dtype), s, padding, d, groups)
+        padding, explicit = [0] * n, torch_pad_arg(pads)
+    cut = None if not crop else (slice(None), slice(None), *(slice(0, c) for c in crop))
+    b = None if bias is None else bias.to(x.dtype)
+    if fp32 and _small(x, w, d, groups):
+        w, k = w.contiguous(), list(w.shape[2:])
+
+        def small(x):
+            x = x if cut is None else x[cut]  # input rows no output reads
+            x = x if explicit is None else F.pad(x, explicit)
+            return _thnn_conv2d(x.contiguous(), w, k, b, s, padding)
+
+        return small
+    w, conv = _channels_last(w).to(x.dtype), _CONV[n]
+
+    def general(x):
+        x = x if cut is None else x[cut]
+        x = x if explicit is None else F.pad(x, explicit)
+        return conv(_channels_last(x), w, b, s, padding, d, groups)
+
+    return general
+
+
+#: PyTorch's own im2col + GEMM convolution (what `F.conv2d` runs when oneDNN is off)
+_thnn_conv2d = getattr(torch._C._nn, "thnn_conv2d", None)
+
+
+def _small(x, w, d, groups) -> bool:
+    """A batch-1 fp32 2-D convolution over few input channels (<= 8: image stems, LeNet-5):
+    PyTorch's im2col + GEMM kernel takes a quarter to a half of oneDNN's time there (LeNet-5's
+    1->6 5x5 conv at 28x28: 18-24 us against 77-110 us; bench/coreml_profile.py), and no more
+    on 3-channel stems. The same sums in another order: within fp32 rounding of oneDNN's."""
+    return (_thnn_conv2d is not None and x.dim() == 4 and x.shape[0] == 1 and groups == 1
+            and w.shape[1] <= 8 and w.dtype == torch.float32 and all(v == 1 for v in d))
 
 
 def _pointwise(w, bias, pads, crop, s, groups):
@@ -64,7 +96,7 @@ def _pointwise(w, bias, pads, crop, s, groups):
     out, per_group = w.shape[0], w.shape[1]
     b = None if bias is None else bias.to(torch.float32)
     if groups == 1:
-        wt = w.reshape(out, per_group).t()
+        wt = w.reshape(out, per_group).t().contiguous()  # K x N: 1.3-2x faster for few rows
 
         def gemm(x):
             n, c, h, wd = x.shape

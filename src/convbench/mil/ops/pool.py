@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from convbench.mil.ops import op
+from convbench.mil.ops import op, planner
 from convbench.mil.ops._util import flags, ints, spatial_pads, torch_pad_arg
 
 _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
@@ -22,12 +22,7 @@ def _pads(x, kernel_sizes, strides, pad_type, pad):
 
 @op("max_pool")
 def max_pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode):
-    k, s, pads = _pads(x, kernel_sizes, strides, pad_type, pad)
-    x = F.pad(x, torch_pad_arg(pads), value=-math.inf) if any(sum(p) for p in pads) else x
-    ceil = bool(flags([ceil_mode], 1)[0])
-    if len(k) == 2 and k[0] * k[1] <= 4 and not ceil and not _small(x):
-        return _max_of_shifts(x, k, s)
-    return _MAX[len(k)](x, k, s, 0, 1, ceil)
+    return plan_max_pool(kernel_sizes, strides, pad_type, pad, ceil_mode)(x)
 
 
 def _small(x) -> bool:
@@ -51,15 +46,62 @@ def _max_of_shifts(x, k, s):
     return out.contiguous()
 
 
+def _plan(kernel_sizes, strides, pad_type, pad, ceil_mode):
+    """The constant arguments read once, each input size's padding worked out once (a 2x2
+    pool at batch 1 spent more time reading its arguments than pooling)."""
+    k, s, ceil = ints(kernel_sizes), ints(strides), bool(flags([ceil_mode], 1)[0])
+    cache: dict = {}
+
+    def geometry(x):
+        g = cache.get(x.shape)
+        if g is None:
+            pads = spatial_pads(pad_type, pad, list(x.shape[2:]), k, s, [1] * len(k))
+            explicit = torch_pad_arg(pads) if any(sum(p) for p in pads) else None
+            g = cache[x.shape] = pads, explicit
+        return g
+
+    return k, s, ceil, geometry
+
+
+@planner("max_pool")
+def plan_max_pool(kernel_sizes, strides, pad_type, pad, ceil_mode):
+    k, s, ceil, geometry = _plan(kernel_sizes, strides, pad_type, pad, ceil_mode)
+
+    def run(x):
+        _, explicit = geometry(x)
+        x = x if explicit is None else F.pad(x, explicit, value=-math.inf)
+        if len(k) == 2 and k[0] * k[1] <= 4 and not ceil and not _small(x):
+            return _max_of_shifts(x, k, s)
+        return _MAX[len(k)](x, k, s, 0, 1, ceil)
+
+    return run
+
+
 @op("avg_pool")
 def avg_pool(x, kernel_sizes, strides, pad_type, pad, exclude_padding_from_average, ceil_mode):
-    k, s, pads = _pads(x, kernel_sizes, strides, pad_type, pad)
-    ceil = bool(flags([ceil_mode], 1)[0])
-    padded = F.pad(x, torch_pad_arg(pads)) if any(sum(p) for p in pads) else x
+    return plan_avg_pool(kernel_sizes, strides, pad_type, pad, exclude_padding_from_average,
+                         ceil_mode)(x)
+
+
+@planner("avg_pool")
+def plan_avg_pool(kernel_sizes, strides, pad_type, pad, exclude_padding_from_average,
+                  ceil_mode):
+    k, s, ceil, geometry = _plan(kernel_sizes, strides, pad_type, pad, ceil_mode)
+    exclude = bool(flags([exclude_padding_from_average], 1)[0])
+
+    def run(x):
+        _, explicit = geometry(x)
+        return _average(x, k, s, explicit, ceil, exclude)
+
+    return run
+
+
+def _average(x, k, s, explicit, ceil, exclude):
+    padded = x if explicit is None else F.pad(x, explicit)
     sums = _AVG[len(k)](padded, k, s, 0, ceil, True, divisor_override=1)
-    if bool(flags([exclude_padding_from_average], 1)[0]):
+    if exclude:
         ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype)
-        ones = F.pad(ones, torch_pad_arg(pads)) if any(sum(p) for p in pads) else ones
+        ones = ones if explicit is None else F.pad(ones, explicit)
         count = _AVG[len(k)](ones, k, s, 0, ceil, True, divisor_override=1)
         return sums / count
     return sums / math.prod(k)

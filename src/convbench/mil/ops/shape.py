@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from convbench.mil.ops import op
+from convbench.mil.ops import op, planner
 from convbench.mil.ops._util import axis, flags, ints, scalar
 
 
@@ -18,6 +18,15 @@ def reshape(x, shape):
     if len(s) == x.dim():  # 0 inherits the input's dimension when ranks agree
         s = [x.shape[i] if v == 0 else v for i, v in enumerate(s)]
     return x.reshape(s)
+
+
+@planner("reshape")
+def plan_reshape(shape):
+    """A constant shape read once."""
+    s = ints(shape)
+    if 0 in s:
+        return None  # inherits from the input: read per run
+    return lambda x: x.reshape(s)
 
 
 @op("transpose", moves=True)
@@ -60,6 +69,25 @@ def concat(values, axis, interleave):
         shape[a] *= len(values)
         return stacked.reshape(shape)
     return torch.cat(values, dim=a)
+
+
+@planner("concat", inputs=("values",))
+def plan_concat(axis, interleave):
+    """A constant axis read once; tensors of one dtype and rank go straight to `torch.cat`
+    (DenseNet121 runs 58 concats)."""
+    if bool(scalar(interleave)):
+        return None
+    a = int(scalar(axis))
+
+    def run(values):
+        first = values[0]
+        if isinstance(first, torch.Tensor) and first.dim() and all(
+                isinstance(v, torch.Tensor) and v.dtype == first.dtype
+                and v.dim() == first.dim() for v in values):
+            return torch.cat(values, dim=a)
+        return concat(values, a, False)
+
+    return run
 
 
 def _axis(a, rank):
