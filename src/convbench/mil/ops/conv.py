@@ -27,7 +27,7 @@ def conv(x, weight, bias, strides, pad_type, pad, dilations, groups):
 
 
 def _conv(x, weight, bias, s, pad_type, pad, d, groups, cache=None):
-    key = (x.shape, x.dtype)
+    key = (x.shape[1:], x.dtype, x.shape[0] == 1)  # batch 1 may choose another kernel
     run = None if cache is None else cache.get(key)
     if run is None:
         run = _geometry(x, weight, bias, s, pad_type, pad, d, groups)
@@ -37,8 +37,8 @@ def _conv(x, weight, bias, s, pad_type, pad, d, groups, cache=None):
 
 
 def _geometry(x, weight, bias, s, pad_type, pad, d, groups):
-    """The convolution of inputs of x's shape and dtype, as a function of x: padding, any cut
-    of the kernel, the kernel and its layout worked out once."""
+    """The convolution of inputs like x (its sizes but the batch's, its dtype), as a function
+    of x: padding, any cut of the kernel, the kernel and its layout worked out once."""
     n, sizes = x.dim() - 2, list(x.shape[2:])
     pads = spatial_pads(pad_type, pad, sizes, list(weight.shape[2:]), s, d)
     w, pads, crop = _reachable(weight, pads, sizes, s, d)

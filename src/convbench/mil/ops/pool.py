@@ -53,11 +53,11 @@ def _plan(kernel_sizes, strides, pad_type, pad, ceil_mode):
     cache: dict = {}
 
     def geometry(x):
-        g = cache.get(x.shape)
+        g = cache.get(x.shape[2:])
         if g is None:
             pads = spatial_pads(pad_type, pad, list(x.shape[2:]), k, s, [1] * len(k))
             explicit = torch_pad_arg(pads) if any(sum(p) for p in pads) else None
-            g = cache[x.shape] = pads, explicit
+            g = cache[x.shape[2:]] = pads, explicit
         return g
 
     return k, s, ceil, geometry
