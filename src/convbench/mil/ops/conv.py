@@ -42,6 +42,7 @@ def _geometry(x, weight, bias, s, pad_type, pad, d, groups):
     n, sizes = x.dim() - 2, list(x.shape[2:])
     pads = spatial_pads(pad_type, pad, sizes, list(weight.shape[2:]), s, d)
     w, pads, crop = _reachable(weight, pads, sizes, s, d)
+    w = w.to(x.dtype)  # fp16 weights widened once, for fp32 arithmetic: exact
     fp32 = x.dtype == torch.float32
     if fp32 and x.dim() == 4:
         pointwise = _pointwise(_channels_last(w), bias, pads, crop, s, groups)
@@ -62,7 +63,7 @@ def _geometry(x, weight, bias, s, pad_type, pad, d, groups):
             return _thnn_conv2d(x.contiguous(), w, k, b, s, padding)
 
         return small
-    w, conv = _channels_last(w).to(x.dtype), _CONV[n]
+    w, conv = _channels_last(w), _CONV[n]
 
     def general(x):
         x = x if cut is None else x[cut]
