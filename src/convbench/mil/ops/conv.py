@@ -79,9 +79,11 @@ _thnn_conv2d = getattr(torch._C._nn, "thnn_conv2d", None)
 
 def _small(x, w, d, groups) -> bool:
     """A batch-1 fp32 2-D convolution over few input channels (<= 8: image stems, LeNet-5):
-    PyTorch's im2col + GEMM kernel takes a quarter to a half of oneDNN's time there (LeNet-5's
-    1->6 5x5 conv at 28x28: 18-24 us against 77-110 us; bench/coreml_profile.py), and no more
-    on 3-channel stems. The same sums in another order: within fp32 rounding of oneDNN's."""
+    PyTorch's im2col + GEMM kernel takes a quarter to a half of oneDNN's time there (measured
+    here, medians of bare calls: LeNet-5's 1->6 5x5 conv at 28x28 18-24 us against 77-110 us,
+    its 6->16 conv 29-36 against 64-109 us), and about the same on 3-channel stems; with 16
+    channels or batch 4 oneDNN is as fast or faster. The same sums in another order: within
+    fp32 rounding of oneDNN's."""
     return (_thnn_conv2d is not None and x.dim() == 4 and x.shape[0] == 1 and groups == 1
             and w.shape[1] <= 8 and w.dtype == torch.float32 and all(v == 1 for v in d))
 
