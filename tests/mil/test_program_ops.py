@@ -278,6 +278,73 @@ def test_ops_that_only_move_values_take_fp16_as_stored(monkeypatch):
     np.testing.assert_array_equal(back, r)
 
 
+def test_one_input_ops_whose_fp16_kernel_is_exact_take_fp16_as_stored(monkeypatch):
+    """Under fp32 arithmetic an FP16 program's relu/silu/... run on fp16 as stored only where
+    this machine's fp16 kernel gives, for all 65,536 fp16 inputs, fp32 arithmetic's bits
+    rounded; the outputs are those of widening every input, bit for bit, either way."""
+    mb = _mb()
+    from coremltools.converters.mil.mil import types
+
+    from convbench.mil import Interpreter
+    from convbench.mil import interpreter as interp_mod
+    from convbench.mil.ops import OPS
+
+    assert interp_mod.fp16_exact(OPS.get("relu").fn)  # exact by construction: a selection
+    assert not interp_mod.fp16_exact(lambda x: x * 3 / 3)  # two roundings in fp16
+    assert not interp_mod.fp16_exact(lambda x: x.float())  # not an fp16 result
+    x = np.concatenate([rng.standard_normal(500) * 4, [0.0, -0.0, 65504.0, -np.inf, np.nan]])
+    x = x.astype(np.float16)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=x.shape, dtype=types.fp16)])
+    def prog(x):
+        return (mb.silu(x=x), mb.erf(x=x), mb.sigmoid(x=x), mb.relu6(x=x), mb.exp(x=x),
+                mb.softsign(x=x))
+
+    interp = Interpreter(prog)
+    for step in interp.block.steps:
+        assert step.as_stored == interp_mod.fp16_exact(step.fn), step.op_type
+    got = interp.run({"x": x})
+    monkeypatch.setattr(interp_mod, "FP16_EXACT_CANDIDATES", frozenset())
+    wide = Interpreter(prog)
+    assert not any(step.as_stored for step in wide.block.steps)
+    for g, w in zip(got, wide.run({"x": x})):
+        assert g.dtype == np.float16
+        nan = np.isnan(w)  # a NaN stays a NaN (its payload is the kernel's)
+        np.testing.assert_array_equal(np.isnan(g), nan)
+        np.testing.assert_array_equal(g[~nan].view(np.int16), w[~nan].view(np.int16))
+
+
+def test_planned_ops_take_a_constant_where_a_run_time_input_goes():
+    """A pool, linear, reshape, concat or conv over a constant (coremltools folds no pool; it
+    keeps large constants with skip_const_by_size) loads and runs: the constant is bound to
+    the planned function, on both engines."""
+    mb = _mb()
+    from convbench.mil import Interpreter
+    from convbench.mil.compiled import CompiledProgram
+
+    grid = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+
+    @mb.program(input_specs=[mb.TensorSpec((1, 1, 2, 2))])
+    def prog(x):
+        pooled = mb.max_pool(x=grid, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid")
+        averaged = mb.avg_pool(x=grid, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid")
+        conv = mb.conv(x=grid, weight=np.ones((1, 1, 3, 3), np.float32), strides=[1, 1],
+                       pad_type="valid")
+        flat = mb.reshape(x=mb.add(x=x, y=pooled), shape=[1, 4])
+        lin = mb.linear(x=np.ones((1, 4), np.float32), weight=np.eye(4, dtype=np.float32))
+        cat = mb.concat(values=[np.ones((1, 2), np.float32), np.zeros((1, 2), np.float32)],
+                        axis=1)
+        return (mb.add(x=flat, y=mb.add(x=lin, y=cat)), averaged, conv)
+
+    x = np.full((1, 1, 2, 2), 0.5, np.float32)
+    want = [np.array([[7.5, 9.5, 14.5, 16.5]]), np.array([2.5, 4.5, 10.5, 12.5]),
+            np.array([45.0, 54.0, 81.0, 90.0])]
+    for engine in (Interpreter(prog), CompiledProgram(prog)):
+        got = engine.run({"x": x})
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g.ravel(), w.ravel())
+
+
 def test_fp16_arithmetic_mode_differs_from_fp32_arithmetic():
     mb = _mb()
     from coremltools.converters.mil.mil import types

@@ -40,15 +40,50 @@ class Step:
         # split once, so that each run binds only the variables
         self.fixed = {k: v for k, v in self.args.items() if not _has_ref(v)}
         self.refs = [(k, v) for k, v in self.args.items() if _has_ref(v)]
-        #: inputs as stored (fp16 not widened): the op only moves values
+        #: inputs as stored (fp16 not widened): the op only moves values, or it is a
+        #: one-input function whose fp16 kernel gives fp32 arithmetic's bits, rounded
         self.as_stored = bool(self.moves(self.fixed) if callable(self.moves) else self.moves)
+        if not self.as_stored and self.op_type in FP16_EXACT_CANDIDATES and not self.fixed \
+                and [k for k, _ in self.refs] == ["x"]:
+            self.as_stored = fp16_exact(self.fn)
         #: the op as a function of its run-time inputs: planned at load, or fn with the
         #: constants bound
         planned = None
         if self.plan is not None and not self.control \
                 and {k for k, _ in self.refs} <= self.plan.inputs:
-            planned = self.plan(**self.fixed)
+            # a run-time input given as a constant (a pool over a const, an LSTM's zero
+            # initial state) is bound to the planned function, not passed to the planner
+            bound = {k: v for k, v in self.fixed.items() if k in self.plan.inputs}
+            planned = self.plan(**{k: v for k, v in self.fixed.items() if k not in bound})
+            if planned is not None and bound:
+                planned = functools.partial(planned, **bound)
         self.call = planned or functools.partial(self.fn, **self.fixed)
+
+
+#: one-input, parameter-free ops that may run on fp16 values as stored, under fp32 arithmetic,
+#: where this machine's fp16 kernel gives, for every fp16 input, the bits of computing in fp32
+#: and rounding to fp16 (`fp16_exact`): two passes over the value fewer (widen, round back)
+FP16_EXACT_CANDIDATES = frozenset({
+    "relu", "relu6", "sigmoid", "silu", "tanh", "exp", "erf", "abs", "sqrt", "square",
+    "floor", "ceil", "round", "sign", "softsign", "softplus"})
+
+
+@functools.cache
+def fp16_exact(fn) -> bool:
+    """Whether `fn(x=...)` on each of the 65,536 fp16 bit patterns gives exactly what it gives
+    on the same values widened to fp32, rounded to fp16 (NaN as NaN). Checked once per
+    process: PyTorch's fp16 CPU kernels compute in fp32 on most builds, but that is this
+    machine's fact to check, not a rule."""
+    every = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.float16)
+    try:
+        with torch.inference_mode():
+            direct, wide = fn(x=every), fn(x=every.float()).to(torch.float16)
+    except (RuntimeError, TypeError, NotImplementedError):
+        return False
+    if not isinstance(direct, torch.Tensor) or direct.dtype != torch.float16:
+        return False
+    same = direct.view(torch.int16) == wide.view(torch.int16)
+    return bool((same | (torch.isnan(direct) & torch.isnan(wide))).all())
 
 
 def _state_specs(func) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
