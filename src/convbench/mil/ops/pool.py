@@ -14,12 +14,6 @@ _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
-def _pads(x, kernel_sizes, strides, pad_type, pad):
-    k, s = ints(kernel_sizes), ints(strides)
-    pads = spatial_pads(pad_type, pad, list(x.shape[2:]), k, s, [1] * len(k))
-    return k, s, pads
-
-
 @op("max_pool")
 def max_pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode):
     return plan_max_pool(kernel_sizes, strides, pad_type, pad, ceil_mode)(x)
@@ -52,23 +46,23 @@ def _plan(kernel_sizes, strides, pad_type, pad, ceil_mode):
     k, s, ceil = ints(kernel_sizes), ints(strides), bool(flags([ceil_mode], 1)[0])
     cache: dict = {}
 
-    def geometry(x):
-        g = cache.get(x.shape[2:])
-        if g is None:
-            pads = spatial_pads(pad_type, pad, list(x.shape[2:]), k, s, [1] * len(k))
-            explicit = torch_pad_arg(pads) if any(sum(p) for p in pads) else None
-            g = cache[x.shape[2:]] = pads, explicit
-        return g
+    def explicit_pads(x):
+        """F.pad's argument for x's size (None: no padding)."""
+        key = x.shape[2:]
+        if key not in cache:
+            pads = spatial_pads(pad_type, pad, list(key), k, s, [1] * len(k))
+            cache[key] = torch_pad_arg(pads) if any(sum(p) for p in pads) else None
+        return cache[key]
 
-    return k, s, ceil, geometry
+    return k, s, ceil, explicit_pads
 
 
 @planner("max_pool")
 def plan_max_pool(kernel_sizes, strides, pad_type, pad, ceil_mode):
-    k, s, ceil, geometry = _plan(kernel_sizes, strides, pad_type, pad, ceil_mode)
+    k, s, ceil, explicit_pads = _plan(kernel_sizes, strides, pad_type, pad, ceil_mode)
 
     def run(x):
-        _, explicit = geometry(x)
+        explicit = explicit_pads(x)
         x = x if explicit is None else F.pad(x, explicit, value=-math.inf)
         if len(k) == 2 and k[0] * k[1] <= 4 and not ceil and not _small(x):
             return _max_of_shifts(x, k, s)
@@ -86,11 +80,11 @@ def avg_pool(x, kernel_sizes, strides, pad_type, pad, exclude_padding_from_avera
 @planner("avg_pool")
 def plan_avg_pool(kernel_sizes, strides, pad_type, pad, exclude_padding_from_average,
                   ceil_mode):
-    k, s, ceil, geometry = _plan(kernel_sizes, strides, pad_type, pad, ceil_mode)
+    k, s, ceil, explicit_pads = _plan(kernel_sizes, strides, pad_type, pad, ceil_mode)
     exclude = bool(flags([exclude_padding_from_average], 1)[0])
 
     def run(x):
-        _, explicit = geometry(x)
+        explicit = explicit_pads(x)
         return _average(x, k, s, explicit, ceil, exclude)
 
     return run
@@ -109,7 +103,7 @@ def _average(x, k, s, explicit, ceil, exclude):
 
 @op("l2_pool")
 def l2_pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode):
-    k, s, pads = _pads(x, kernel_sizes, strides, pad_type, pad)
-    sq = F.pad(x * x, torch_pad_arg(pads)) if any(sum(p) for p in pads) else x * x
-    ceil = bool(flags([ceil_mode], 1)[0])
+    k, s, ceil, explicit_pads = _plan(kernel_sizes, strides, pad_type, pad, ceil_mode)
+    explicit = explicit_pads(x)
+    sq = x * x if explicit is None else F.pad(x * x, explicit)
     return torch.sqrt(_AVG[len(k)](sq, k, s, 0, ceil, True, divisor_override=1))
