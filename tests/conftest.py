@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +122,9 @@ def pytest_configure(config):
     os.environ[CHECK_ENV] = "1"
     config.addinivalue_line("markers", "coverage_guard: checks what the other tests executed; "
                                        "runs last")
+    config.addinivalue_line("markers", "solo: needs the machine to itself (asserts a quiet "
+                                       "machine's figures); under xdist, no other test runs "
+                                       "beside it")
     _record_executions()
 
 
@@ -130,6 +136,56 @@ def pytest_collection_modifyitems(session, config, items):
     files = {Path(str(i.path)) for i in items}
     config._whole_suites = {s for s, d in GUARD_SUITES.items()
                             if set(d.glob("test_*.py")) <= files}
+
+
+# --- Running the suite on several workers (pytest-xdist, `-n 2 --dist loadgroup`) ------------
+#
+# Each test file runs whole on one worker (its module fixtures are built once), and the
+# interpreter suites with their guards run on one worker (the guards read what that worker
+# executed). A `solo` test takes the workers' lock exclusively and every other test takes it
+# shared, so a solo test starts once the running tests end and none starts beside it.
+
+def _group(item) -> str:
+    path = Path(str(item.path))
+    if any(d in path.parents for d in GUARD_SUITES.values()):
+        return "interpreters"
+    return path.relative_to(REPO).as_posix()
+
+
+def pytest_itemcollected(item):
+    # before xdist reads the groups (its collection hook runs before this file's trylast one)
+    item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+
+@contextmanager
+def _workers_lock(exclusive: bool):
+    """The lock the xdist workers of one run share (a no-op without xdist). An exclusive taker
+    holds the turnstile while it waits, and shared takers pass through it, so a solo test is
+    not starved by the other workers' stream of tests."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        yield
+        return
+    d = Path(tempfile.gettempdir()) / f"convbench-tests-{run}"
+    d.mkdir(exist_ok=True)
+    lock, gate = (os.open(d / n, os.O_RDONLY | os.O_CREAT, 0o644) for n in ("run", "gate"))
+    try:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
+        os.close(gate)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    with _workers_lock(exclusive=item.get_closest_marker("solo") is not None):
+        yield
 
 
 @pytest.hookimpl(hookwrapper=True)

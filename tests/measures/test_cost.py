@@ -136,6 +136,7 @@ def _reasons(metrics: Metrics) -> list[str]:
             for m in metrics.find(measure="latency", stat="median")]
 
 
+@pytest.mark.solo
 def test_a_cpu_burning_neighbour_marks_the_figures_noisy_and_a_quiet_machine_does_not(pair):
     """The mark for other processes' CPU use: every figure taken beside a CPU-bound neighbour
     carries it, none taken alone does. (A figure alone may still be marked for a wide
