@@ -24,6 +24,9 @@ def _private_cache(tmp_path_factory):
     timings, nor the tests its)."""
     if "CONVBENCH_CACHE" not in os.environ or not os.environ.get("CI"):
         os.environ["CONVBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    elif os.environ.get("PYTEST_XDIST_WORKER"):  # CI's cache, one part per worker
+        os.environ["CONVBENCH_CACHE"] = str(Path(os.environ["CONVBENCH_CACHE"])
+                                            / os.environ["PYTEST_XDIST_WORKER"])
     os.environ["CONVBENCH_LOCK_DIR"] = str(tmp_path_factory.mktemp("locks"))
     yield
 

@@ -43,6 +43,7 @@ def test_local_executor_isolates_cells_and_keeps_logs(tmp_path):
     assert b0 >= a1
 
 
+@pytest.mark.solo  # its fast cell must time within 20 s beside the slow one's training
 def test_a_cell_past_its_time_limit_is_stopped_and_the_study_goes_on(tmp_path):
     slow = _cells(train={"epochs": 400, "n_train": 1000})  # minutes of training
     # the fast cell waits 2 s for the machine before its timing is put off: a 2-core machine
