@@ -231,9 +231,9 @@ def test_fp16_programs_round_between_ops():
 
 
 def test_ops_that_only_move_values_take_fp16_as_stored(monkeypatch):
-    """Reshape, gather, an updating scatter and casts get fp16 inputs as stored (widening could
-    not change their bits, only copy them); an adding scatter computes in fp32, as every op
-    with arithmetic: the results are those of widening everything."""
+    """Reshape, gather, an updating scatter, casts, pads and max pools get fp16 inputs as
+    stored (widening could not change their bits, only copy them); an adding scatter computes
+    in fp32, as every op with arithmetic: the results are those of widening everything."""
     mb = _mb()
     from coremltools.converters.mil.mil import types
 
@@ -253,20 +253,31 @@ def test_ops_that_only_move_values_take_fp16_as_stored(monkeypatch):
                         mode="update")
         add = mb.scatter(data=r, indices=np.array([1, 1], np.int32), updates=g, axis=0,
                          mode="add")
-        return up, add, mb.cast(x=mb.cast(x=r, dtype="fp32"), dtype="fp16")
+        image = mb.reshape(x=x, shape=[1, 1, 6, 4])
+        padded = mb.pad(x=image, pad=[1, 0, 0, 2], mode="constant",
+                        constant_val=np.float16(-2.5))
+        mirrored = mb.pad(x=image, pad=[0, 0, 1, 1], mode="reflect")
+        pooled = mb.max_pool(x=image, kernel_sizes=[2, 2], strides=[2, 2], pad_type="same")
+        return (up, add, mb.cast(x=mb.cast(x=r, dtype="fp32"), dtype="fp16"), padded,
+                mirrored, pooled)
 
+    from convbench.mil.ops.shape import _pads_with_stored_values
+
+    assert not _pads_with_stored_values({"mode": "constant", "constant_val": 0.1})  # not fp16
+    assert _pads_with_stored_values({"mode": "constant", "constant_val": -2.5})
     seen = {}
-    for name in ("reshape", "gather", "scatter", "cast"):
+    for name in ("reshape", "gather", "scatter", "cast", "pad", "max_pool"):
         impl = OPS.get(name)
 
         def spy(*a, _fn=impl.fn, _name=name, **kw):
             seen.setdefault(_name, set()).update(
-                str(v.dtype) for v in kw.values() if isinstance(v, torch.Tensor)
-                and v.is_floating_point())
+                str(v.dtype) for k, v in kw.items() if isinstance(v, torch.Tensor)
+                and v.is_floating_point() and k != "constant_val")  # a const, widened at load
             return _fn(*a, **kw)
         monkeypatch.setitem(OPS._entries, name, replace(impl, fn=spy, plan=None))
-    up, add, back = Interpreter(prog).run({"x": x})
-    assert seen["reshape"] == seen["gather"] == {"torch.float16"}
+    up, add, back, padded, mirrored, pooled = Interpreter(prog).run({"x": x})
+    assert seen["reshape"] == seen["gather"] == seen["pad"] == seen["max_pool"] \
+        == {"torch.float16"}
     assert seen["scatter"] == {"torch.float16", "torch.float32"}  # update as stored, add wide
     r = x.reshape(3, 8)
     want_up = r.copy()
@@ -276,6 +287,12 @@ def test_ops_that_only_move_values_take_fp16_as_stored(monkeypatch):
     want_add[1] += r[2].astype(np.float32) + r[0].astype(np.float32)
     np.testing.assert_array_equal(add, want_add.astype(np.float16))
     np.testing.assert_array_equal(back, r)
+    image = x.reshape(6, 4)
+    np.testing.assert_array_equal(padded[0, 0], np.pad(image, [(1, 0), (0, 2)],
+                                                       constant_values=-2.5))
+    np.testing.assert_array_equal(mirrored[0, 0], np.pad(image, [(0, 0), (1, 1)], "reflect"))
+    np.testing.assert_array_equal(pooled[0, 0], image.reshape(3, 2, 2, 2).max(axis=(1, 3)))
+    assert padded.dtype == mirrored.dtype == pooled.dtype == np.float16
 
 
 def test_one_input_ops_whose_fp16_kernel_is_exact_take_fp16_as_stored(monkeypatch):
@@ -312,6 +329,50 @@ def test_one_input_ops_whose_fp16_kernel_is_exact_take_fp16_as_stored(monkeypatc
         nan = np.isnan(w)  # a NaN stays a NaN (its payload is the kernel's)
         np.testing.assert_array_equal(np.isnan(g), nan)
         np.testing.assert_array_equal(g[~nan].view(np.int16), w[~nan].view(np.int16))
+
+
+def test_two_input_arithmetic_takes_fp16_as_stored_where_its_kernel_is_exact(monkeypatch):
+    """add/sub/mul/real_div/maximum/minimum of fp16 values (run-time or constant, broadcast or
+    0-d) run on fp16 as stored where the sampled check passes; the outputs have the bits of
+    widening both inputs, including overflow to infinity, subnormals and NaN."""
+    mb = _mb()
+    from coremltools.converters.mil.mil import types
+
+    from convbench.mil import Interpreter
+    from convbench.mil import interpreter as interp_mod
+    from convbench.mil.compiled import CompiledProgram
+    from convbench.mil.ops import OPS
+
+    assert interp_mod.fp16_exact_binary(OPS.get("add").fn)
+    assert not interp_mod.fp16_exact_binary(lambda x, y: x * 3 / 3 + y)  # rounds thrice
+    assert not interp_mod.fp16_exact_binary(lambda x, y: x.float() + y)  # not an fp16 result
+    x = np.concatenate([rng.standard_normal(250) * 300, rng.standard_normal(250) * 1e-6,
+                        [0.0, -0.0, 65504.0, -np.inf, np.nan, 6e-8]]).astype(np.float16)
+    y = np.concatenate([rng.standard_normal(250) * 300, rng.standard_normal(250) * 1e-3,
+                        [1e-7, 0.0, 65504.0, 3.0, 2.0, -0.0]]).astype(np.float16)
+    row = rng.standard_normal((1, x.size)).astype(np.float16)
+    spec = [mb.TensorSpec(shape=(1, x.size), dtype=types.fp16)] * 2
+
+    @mb.program(input_specs=spec)
+    def prog(x, y):
+        return (mb.add(x=x, y=y), mb.sub(x=x, y=row), mb.mul(x=x, y=y),
+                mb.real_div(x=x, y=y), mb.maximum(x=x, y=np.float16(0.5)),
+                mb.minimum(x=np.float16(3.0), y=y), mb.mul(x=x, y=np.float16(1 / 6)))
+
+    inputs = {"x": x[None], "y": y[None]}
+    interp = Interpreter(prog)
+    assert all(step.as_stored for step in interp.block.steps)
+    got = interp.run(inputs)
+    compiled = CompiledProgram(prog).run(inputs)
+    monkeypatch.setattr(interp_mod, "FP16_EXACT_BINARY", frozenset())
+    wide = Interpreter(prog)
+    assert not any(step.as_stored for step in wide.block.steps)
+    for g, c, w in zip(got, compiled, wide.run(inputs)):
+        assert g.dtype == c.dtype == np.float16
+        nan = np.isnan(w)
+        np.testing.assert_array_equal(np.isnan(g), nan)
+        np.testing.assert_array_equal(g[~nan].view(np.int16), w[~nan].view(np.int16))
+        np.testing.assert_array_equal(c.view(np.int16), g.view(np.int16))
 
 
 def test_planned_ops_take_a_constant_where_a_run_time_input_goes():

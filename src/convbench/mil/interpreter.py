@@ -35,6 +35,7 @@ class Step:
     moves: Any = False  # OpImpl.moves
     consts: dict[str, str] = field(default_factory=dict)  # argument -> the const it binds
     plan: Any = None  # OpImpl.plan
+    fp16_in: bool = True  # an fp16 value reaches it under fp32 arithmetic (widened by default)
 
     def __post_init__(self) -> None:
         # split once, so that each run binds only the variables
@@ -43,9 +44,14 @@ class Step:
         #: inputs as stored (fp16 not widened): the op only moves values, or it is a
         #: one-input function whose fp16 kernel gives fp32 arithmetic's bits, rounded
         self.as_stored = bool(self.moves(self.fixed) if callable(self.moves) else self.moves)
-        if not self.as_stored and self.op_type in FP16_EXACT_CANDIDATES and not self.fixed \
-                and [k for k, _ in self.refs] == ["x"]:
+        if not self.as_stored and self.fp16_in and self.op_type in FP16_EXACT_CANDIDATES \
+                and not self.fixed and [k for k, _ in self.refs] == ["x"]:
             self.as_stored = fp16_exact(self.fn)
+        if not self.as_stored and self.fp16_in and self.op_type in FP16_EXACT_BINARY \
+                and self.refs \
+                and set(self.args) == {"x", "y"} \
+                and all(isinstance(v, torch.Tensor) for v in self.fixed.values()):
+            self.as_stored = fp16_exact_binary(self.fn)
         #: the op as a function of its run-time inputs: planned at load, or fn with the
         #: constants bound
         planned = None
@@ -68,22 +74,59 @@ FP16_EXACT_CANDIDATES = frozenset({
     "floor", "ceil", "round", "sign", "softsign", "softplus"})
 
 
+#: two-input arithmetic that may run on fp16 as stored (`fp16_exact_binary`): an fp16 kernel
+#: that computes in fp32 and rounds once gives fp32 arithmetic's bits, rounded, by
+#: construction; and for + - * / the fp32 result of two fp16 values rounded to fp16 is the
+#: correctly rounded one (24 >= 2 x 11 + 2 bits), so even a native fp16 kernel would agree
+FP16_EXACT_BINARY = frozenset({"add", "sub", "mul", "real_div", "maximum", "minimum"})
+
+
+def _every_fp16() -> torch.Tensor:
+    return torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.float16)
+
+
+def _same_bits(direct, wide) -> bool:
+    """`direct` is an fp16 tensor with the bits of `wide` rounded to fp16 (NaN as NaN)."""
+    if not isinstance(direct, torch.Tensor) or direct.dtype != torch.float16 \
+            or direct.shape != wide.shape:
+        return False
+    wide = wide.to(torch.float16)
+    same = direct.view(torch.int16) == wide.view(torch.int16)
+    return bool((same | (torch.isnan(direct) & torch.isnan(wide))).all())
+
+
 @functools.cache
 def fp16_exact(fn) -> bool:
     """Whether `fn(x=...)` on each of the 65,536 fp16 bit patterns gives exactly what it gives
     on the same values widened to fp32, rounded to fp16 (NaN as NaN). Checked once per
     process: PyTorch's fp16 CPU kernels compute in fp32 on most builds, but that is this
     machine's fact to check, not a rule."""
-    every = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.float16)
+    every = _every_fp16()
     try:
         with torch.inference_mode():
-            direct, wide = fn(x=every), fn(x=every.float()).to(torch.float16)
+            return _same_bits(fn(x=every), fn(x=every.float()))
     except (RuntimeError, TypeError, NotImplementedError):
         return False
-    if not isinstance(direct, torch.Tensor) or direct.dtype != torch.float16:
+
+
+@functools.cache
+def fp16_exact_binary(fn) -> bool:
+    """Whether `fn(x=..., y=...)` on fp16 tensors gives the bits of computing on them widened
+    and rounding to fp16: each of the 65,536 fp16 values against 7 others (a signed zero,
+    NaN, the largest, subnormals, an inexact fraction, an integer) on either side, and
+    against a 0-d fp32 constant (how a program's fp16 constants arrive, widened at load).
+    Once per process, a few ms; a sample where `fp16_exact` is exhaustive, backed by the
+    construction `FP16_EXACT_BINARY` states."""
+    every = _every_fp16()
+    others = torch.tensor([-0.0, float("nan"), 65504.0, 6e-8, -6.1e-5, 1 / 6, 3.0],
+                          dtype=torch.float16)
+    pairs = [(every[:, None], others[None, :]), (others[:, None], every[None, :]),
+             (every, others[-1].float()), (others[-1].float(), every)]
+    try:
+        with torch.inference_mode():
+            return all(_same_bits(fn(x=x, y=y), fn(x=x.float(), y=y.float())) for x, y in pairs)
+    except (RuntimeError, TypeError, NotImplementedError):
         return False
-    same = direct.view(torch.int16) == wide.view(torch.int16)
-    return bool((same | (torch.isnan(direct) & torch.isnan(wide))).all())
 
 
 def _state_specs(func) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
@@ -175,6 +218,12 @@ class Interpreter:
             return self.consts[var.name]
         return Ref(var.name)
 
+    def _reads_fp16(self, variables) -> bool:
+        """Whether any of `variables` (vars, or lists of them) is an fp16 value computed at
+        run time (fp16 constants are widened at load)."""
+        return any(self._reads_fp16(v) if isinstance(v, (list, tuple))
+                   else v.name not in self.consts and type_name(v) == "fp16" for v in variables)
+
     def _compile_block(self, block, where: str, inputs) -> Block:
         steps = []
         for op in block.operations:
@@ -201,7 +250,7 @@ class Interpreter:
             step = Step(op.op_type, op.name, impl.fn, args, outputs, blocks, impl.control,
                         impl.moves, {k: v.name for k, v in op.inputs.items()
                                      if not isinstance(v, (list, tuple)) and v.name in self.consts},
-                        impl.plan)
+                        impl.plan, self.arith == "fp32" and self._reads_fp16(op.inputs.values()))
             if impl.constexpr:  # weights stored compressed: decompress once, at load
                 values = impl.fn(**{k: self._materialise(v) for k, v in args.items()})
                 for out, value in zip(op.outputs, values if isinstance(values, tuple)

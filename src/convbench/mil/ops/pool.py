@@ -14,7 +14,7 @@ _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
-@op("max_pool")
+@op("max_pool", moves=True)  # a maximum is exact in fp16: it selects a value
 def max_pool(x, kernel_sizes, strides, pad_type, pad, ceil_mode):
     return plan_max_pool(kernel_sizes, strides, pad_type, pad, ceil_mode)(x)
 

@@ -234,7 +234,17 @@ def scatter_into_stored(data, indices, updates, axis, mode, validate_indices=Non
     return data.scatter_(a, index, _COMBINE[mode](current, updates).to(data.dtype))
 
 
-@op("pad")
+def _pads_with_stored_values(constants) -> bool:
+    """A pad only moves values unless it fills with a constant fp16 cannot hold (a program
+    whose values are fp16 pads with an fp16 constant: always)."""
+    v = constants.get("constant_val")
+    if constants.get("mode", "constant") != "constant" or v is None:
+        return True
+    v = float(scalar(v))
+    return math.isnan(v) or float(torch.tensor(v, dtype=torch.float16)) == v
+
+
+@op("pad", moves=_pads_with_stored_values)
 def pad(x, pad, mode, constant_val):
     p = ints(pad)
     pairs = [(p[2 * i], p[2 * i + 1]) for i in range(len(p) // 2)]
