@@ -344,6 +344,46 @@ def test_a_loop_filling_a_sequence_writes_in_place_without_touching_shared_value
     assert ".clone()" in compiled.source  # the shared initial value is copied, once
 
 
+def test_a_loop_casting_its_state_to_fp16_scatters_each_row_into_the_cast_copy():
+    """coremltools' FP16 GRU: the fp32 state buffer is cast to fp16 each step and a row is
+    scatter-added into that copy, then cast back. A cast to another type is a new tensor, so
+    the row is combined in place (only it widened and rounded) instead of widening and
+    rounding the whole buffer each step; the loop's initial value is untouched."""
+    from coremltools.converters.mil.mil import types
+
+    from convbench.mil.ops.shape import scatter_into_stored
+
+    mb = _mb()
+    n = 6
+
+    @mb.program(input_specs=[mb.TensorSpec((n, 3), dtype=types.fp16)])
+    def prog(x):
+        zeros = mb.cast(x=mb.fill(shape=np.array([n, 3], np.int32), value=np.float16(0.5)),
+                        dtype="fp32")
+
+        def cond(i, acc):
+            return mb.less(x=i, y=np.int32(n))
+
+        def body(i, acc):
+            stored = mb.cast(x=acc, dtype="fp16")
+            index = mb.expand_dims(x=i, axes=[0])
+            row = mb.gather(x=x, indices=index, axis=0)
+            stored = mb.scatter(data=stored, indices=index, updates=mb.mul(x=row, y=np.float16(3)),
+                                axis=0, mode="add")
+            return mb.add(x=i, y=np.int32(1)), mb.cast(x=stored, dtype="fp32")
+
+        _, filled = mb.while_loop(_cond=cond, _body=body, loop_vars=(np.int32(0), zeros))
+        return filled, mb.add(x=zeros, y=1.0)
+
+    x = (rng.standard_normal((n, 3)) * 100).astype(np.float16)
+    compiled, (filled, initial) = _both(prog, {"x": x})
+    want = (np.float16(0.5) + (x.astype(np.float32) * 3).astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(filled, want.astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(initial, np.full((n, 3), 1.5, np.float32))
+    assert any(getattr(f, "func", None) is scatter_into_stored
+               for f in compiled._fn.__globals__.values())
+
+
 @pytest.mark.parametrize("mode", ["add", "sub", "mul", "div", "max", "min"])
 @pytest.mark.parametrize("repeated", [False, True])
 def test_scattering_into_fp16_storage_matches_the_widened_scatter(mode, repeated):

@@ -149,7 +149,7 @@ class _Emitter:
                 lines += self.call(step, body, done)
             lines += self.store(step, body)
             produced = [n for n, _ in step.outputs]
-            if step.op_type in FRESH:
+            if step.op_type in FRESH or _converts(step, self.dtypes):
                 self.owned.update(produced)
             local.update(produced)
             # free each value after its last reading (or at once, if nothing reads it)
@@ -239,6 +239,16 @@ class _Emitter:
         if isinstance(v, list):
             return "[" + ", ".join(self.expr(x, widen) for x in v) + "]"
         return self.bind(v)
+
+
+def _converts(step: Step, dtypes: dict) -> bool:
+    """A cast to another storage type: its result is a new tensor (a GRU loop casts its fp32
+    state buffer to fp16 and scatters each step's row into the copy)."""
+    if step.op_type != "cast" or len(step.outputs) != 1:
+        return False
+    x, out = dict(step.refs).get("x"), step.outputs[0][1]
+    source = dtypes.get(x.name) if isinstance(x, Ref) else None
+    return None not in (source, out) and source != out
 
 
 def _fed_fresh(body: Block, k: int) -> bool:

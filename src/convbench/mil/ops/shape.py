@@ -227,7 +227,7 @@ def scatter_into_stored(data, indices, updates, axis, mode, validate_indices=Non
     shape = [1] * data.dim()
     shape[a] = -1
     index = idx.reshape(shape).expand(updates.shape)
-    if mode not in _COMBINE or idx.unique().numel() != idx.numel():
+    if mode not in _COMBINE or (idx.numel() > 1 and idx.unique().numel() != idx.numel()):
         wide = _scatter_into(data.float(), a, index, updates, mode, in_place=True)
         return data.copy_(wide)
     current = data.gather(a, index).float()
