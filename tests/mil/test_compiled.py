@@ -344,6 +344,45 @@ def test_a_loop_filling_a_sequence_writes_in_place_without_touching_shared_value
     assert ".clone()" in compiled.source  # the shared initial value is copied, once
 
 
+def test_one_input_ops_overwrite_only_a_new_value_nothing_reads_afterwards():
+    """relu/sigmoid/tanh/silu/relu6 write into their input when it is a new tensor of this
+    block that nothing reads after them; never into a value read again, a program input, or a
+    value of an enclosing block that a loop body reads at every iteration."""
+    from convbench.mil.compiled import UNARY_IN_PLACE
+
+    mb = _mb()
+
+    @mb.program(input_specs=[mb.TensorSpec((2, 3))])
+    def prog(x):
+        once = mb.relu(x=mb.mul(x=x, y=2.0))  # its input: new, read once -> in place
+        twice = mb.mul(x=x, y=3.0)
+        kept = mb.add(x=twice, y=mb.sigmoid(x=twice))  # read again -> a new tensor
+        given = mb.tanh(x=x)  # the program's input -> a new tensor
+        outer = mb.mul(x=x, y=0.5)
+
+        def cond(i, acc):
+            return mb.less(x=i, y=np.int32(3))
+
+        def body(i, acc):  # the outer value, read at every iteration -> a new tensor
+            return mb.add(x=i, y=np.int32(1)), mb.add(x=acc, y=mb.sigmoid(x=outer))
+
+        _, summed = mb.while_loop(_cond=cond, _body=body,
+                                  loop_vars=(np.int32(0), mb.mul(x=x, y=0.0)))
+        return once, kept, given, summed, x
+
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    compiled, (once, kept, given, summed, same) = _both(prog, {"x": x})
+    sigmoid = 1 / (1 + np.exp(-x.astype(np.float64) * 0.5))
+    np.testing.assert_allclose(summed, 3 * sigmoid, rtol=1e-6)
+    np.testing.assert_allclose(kept, 3 * x + 1 / (1 + np.exp(-3.0 * x)), rtol=1e-6)
+    np.testing.assert_array_equal(once, np.maximum(2 * x, 0))
+    np.testing.assert_allclose(given, np.tanh(x), rtol=1e-6)
+    np.testing.assert_array_equal(same, x)
+    used = [f for f in compiled._fn.__globals__.values()
+            if any(f is g for g in UNARY_IN_PLACE.values())]
+    assert used == [UNARY_IN_PLACE["relu"]]
+
+
 def test_a_loop_casting_its_state_to_fp16_scatters_each_row_into_the_cast_copy():
     """coremltools' FP16 GRU: the fp32 state buffer is cast to fp16 each step and a row is
     scatter-added into that copy, then cast back. A cast to another type is a new tensor, so

@@ -26,6 +26,15 @@ from convbench.mil.ops.shape import IN_PLACE, scatter_into_stored
 
 #: ops whose results are new tensors, shared with no other variable
 FRESH = frozenset({*IN_PLACE, "fill", "fill_like"})
+#: ops whose result is always a new tensor too (never an input, nor a view of one): a value
+#: they produce may be overwritten by its last reader
+NEW_RESULT = frozenset({"conv", "linear", "matmul", "batch_norm", "add", "sub", "mul",
+                        "real_div", "relu", "relu6", "sigmoid", "silu", "tanh", "concat"})
+#: one-input ops that overwrite their input when nothing reads it afterwards (the same
+#: kernels, so the same bits; no new tensor to allocate and fill: DenseNet121's 121 relus)
+UNARY_IN_PLACE = {"relu": lambda x: x.relu_(), "sigmoid": lambda x: x.sigmoid_(),
+                  "tanh": lambda x: x.tanh_(), "relu6": lambda x: x.clamp_(0.0, 6.0),
+                  "silu": lambda x: torch.nn.functional.silu(x, inplace=True)}
 
 #: set (to anything) to run the reference interpreter beside the compiled function on the first
 #: run of each of a program's first three input shapes, and fail on any bit that differs (the
@@ -140,7 +149,9 @@ class _Emitter:
         outs = set(block.outputs)
         kept = {self.names[n] for n in outs if n in self.names}  # never freed: returned
         for i, step in enumerate(block.steps):
-            done = {n for n in ends.get(i, ()) if n not in outs}
+            # read for the last time here, and this block's own (not an enclosing block's,
+            # which a loop body reads again at its next iteration)
+            done = {n for n in ends.get(i, ()) if n not in outs and n in local}
             if step.op_type == "while_loop":
                 lines += self.while_loop(step, body, done)
             elif step.op_type == "cond":
@@ -149,7 +160,8 @@ class _Emitter:
                 lines += self.call(step, body, done)
             lines += self.store(step, body)
             produced = [n for n, _ in step.outputs]
-            if step.op_type in FRESH or _converts(step, self.dtypes):
+            if step.op_type in FRESH or step.op_type in NEW_RESULT \
+                    or _converts(step, self.dtypes):
                 self.owned.update(produced)
             local.update(produced)
             # free each value after its last reading (or at once, if nothing reads it)
@@ -180,6 +192,10 @@ class _Emitter:
                 args = [(k, self.names[data.name] if k == "data" else e) for k, e in args]
             elif copied or data.name in self.owned:
                 fn = functools.partial(step.fn, **step.fixed, in_place=True)
+        if step.op_type in UNARY_IN_PLACE and not step.fixed and [k for k, _ in args] == ["x"] \
+                and isinstance(x := dict(step.refs)["x"], Ref) and x.name in done \
+                and (args[0][1].endswith(".float()") or x.name in self.owned):
+            fn = UNARY_IN_PLACE[step.op_type]  # into a value nothing reads after, or its copy
         args_src = ", ".join(f"{k}={e}" for k, e in args)
         return [f"{body}_o = {self.bind(fn, 'f')}({args_src})"]
 
