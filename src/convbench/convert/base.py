@@ -127,6 +127,14 @@ class Converter:
         """Write the converted model to `out`; return extra artifact meta."""
         raise NotImplementedError
 
+    def torch_module(self, src: Artifact):
+        """A PyTorch source's model, in eval mode, loaded with this conversion's `factory`
+        and `trust_model` options."""
+        from convbench.models.load import load_torch
+
+        return load_torch(src.path, src.meta.get("architecture"), self.options.get("factory"),
+                          self.options.get("trust_model", False))
+
     @staticmethod
     def classify(exc: BaseException) -> Category:
         from convbench.models.load import ModelLoadError
@@ -141,6 +149,21 @@ class Converter:
                                    "no symbolic")):
             return Category.UNSUPPORTED_OPERATOR
         return Category.CONVERTER_CRASH
+
+
+#: the batch range a dynamic-batch export of a PyTorch model declares
+MAX_BATCH = 1024
+
+
+def torch_export_args(src: Artifact, dynamic: bool):
+    """`torch.export`'s example input for a PyTorch source (zeros of one sample's shape and
+    dtype; two of them when the batch is dynamic) and its `dynamic_shapes` (None: fixed)."""
+    import torch
+
+    shape, dtype = src.meta["input_shape"], src.meta.get("input_dtype", "float32")
+    example = torch.zeros((2 if dynamic else 1, *shape), dtype=getattr(torch, dtype))
+    dims = ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},) if dynamic else None
+    return (example,), dims
 
 
 def about_shapes(e: Exception) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convbench.convert.base import Converter
+from convbench.convert.base import MAX_BATCH, Converter
 from convbench.convert.coreml_common import (convert_options, save_model, suffix,
                                              with_batch_routes)
 from convbench.records import Artifact
@@ -30,10 +30,7 @@ class CoremlFromTorch(Converter):
         import numpy as np
         import torch
 
-        from convbench.models.load import load_torch
-
-        model = load_torch(src.path, src.meta.get("architecture"), self.options.get("factory"),
-                           self.options.get("trust_model", False))
+        model = self.torch_module(src)
         shape, dtype = src.meta["input_shape"], src.meta.get("input_dtype", "float32")
         example = torch.zeros((2, *shape), dtype=getattr(torch, dtype))
         how = self.options.get("source", "trace")
@@ -41,7 +38,7 @@ class CoremlFromTorch(Converter):
             graph = model if isinstance(model, torch.jit.ScriptModule) else \
                 torch.jit.trace(model, example)
         elif how == "export":
-            batch = torch.export.Dim("batch", min=1, max=1024)
+            batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
             graph = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
             graph = graph.run_decompositions({})
         else:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convbench.convert.base import Converter, about_shapes, first_route
+from convbench.convert.base import Converter, about_shapes, first_route, torch_export_args
 from convbench.records import Artifact
 
 BACKENDS = ("xnnpack", "portable")
-MAX_BATCH = 1024
 
 
 class ExecutorchFromTorch(Converter):
@@ -26,19 +25,15 @@ class ExecutorchFromTorch(Converter):
         import torch
         from executorch.exir import to_edge_transform_and_lower
 
-        from convbench.models.load import load_torch
-
         backend = self.options.get("backend", "xnnpack")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        module = load_torch(src.path, src.meta.get("architecture"), self.options.get("factory"),
-                            self.options.get("trust_model", False)).eval()
+        module = self.torch_module(src)
         shape, dtype = src.meta["input_shape"], src.meta.get("input_dtype", "float32")
 
         def export(dynamic: bool) -> dict:
-            example = torch.zeros((2 if dynamic else 1, *shape), dtype=getattr(torch, dtype))
-            dims = ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},) if dynamic else None
-            program = torch.export.export(module, (example,), dynamic_shapes=dims)
+            example, dims = torch_export_args(src, dynamic)
+            program = torch.export.export(module, example, dynamic_shapes=dims)
             partitioners = []
             if backend == "xnnpack":
                 from executorch.backends.xnnpack.partition.xnnpack_partitioner import \

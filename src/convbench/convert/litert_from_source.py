@@ -17,11 +17,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from convbench.convert.base import Converter, about_shapes, first_route
+from convbench.convert.base import Converter, about_shapes, first_route, torch_export_args
 from convbench.records import Artifact
 
 PRECISIONS = ("fp32", "fp16", "int8")
-MAX_BATCH = 1024  # the batch range a dynamic export declares
 
 
 class _LitertConverter(Converter):
@@ -113,18 +112,13 @@ class LitertFromTorch(_LitertConverter):
 
     def _convert(self, src: Artifact, out: Path) -> dict:
         import litert_torch
-        import torch
 
-        from convbench.models.load import load_torch
-
-        module = load_torch(src.path, src.meta.get("architecture"), self.options.get("factory"),
-                            self.options.get("trust_model", False)).eval()
+        module = self.torch_module(src)
         shape, dtype = src.meta["input_shape"], src.meta.get("input_dtype", "float32")
 
         def export(dynamic: bool) -> dict:
-            example = torch.zeros((2 if dynamic else 1, *shape), dtype=getattr(torch, dtype))
-            dims = ({0: torch.export.Dim("batch", min=1, max=MAX_BATCH)},) if dynamic else None
-            litert_torch.convert(module, (example,), dynamic_shapes=dims).export(str(out))
+            example, dims = torch_export_args(src, dynamic)
+            litert_torch.convert(module, example, dynamic_shapes=dims).export(str(out))
             return {"batch": declared_batch(out)}
 
         meta = first_route([("dynamic", lambda: export(True)), ("fixed", lambda: export(False))],

@@ -26,10 +26,7 @@ class OnnxFromTorch(Converter):
         import onnx
         import torch
 
-        from convbench.models.load import load_torch
-
-        model = load_torch(src.path, src.meta.get("architecture"), self.options.get("factory"),
-                           self.options.get("trust_model", False))
+        model = self.torch_module(src)
         exporter = self.options.get("exporter", "dynamo")
         if exporter not in ("dynamo", "torchscript"):
             raise ValueError(f"exporter must be 'dynamo' or 'torchscript', got {exporter!r}")

@@ -108,10 +108,7 @@ class OpenvinoFromTorch(_OpenvinoConverter):
         import openvino as ov
         import torch
 
-        from convbench.models.load import load_torch
-
-        module = load_torch(src.path, src.meta.get("architecture"), self.options.get("factory"),
-                            self.options.get("trust_model", False)).eval()
+        module = self.torch_module(src)
         shape, dtype = src.meta["input_shape"], src.meta.get("input_dtype", "float32")
         example = torch.zeros((2, *shape), dtype=getattr(torch, dtype))
         free = set(src.meta.get("free_axes", []))
