@@ -73,6 +73,7 @@ def pair(trained, digits_test, tmp_path_factory):
                                                                          "onnxruntime", x)}
 
 
+@pytest.mark.solo  # timings, or phase windows of processes started together
 def test_each_model_is_measured_in_a_process_of_its_own(pair):
     import psutil
 
@@ -181,6 +182,7 @@ def _window(p: subprocess.Popen) -> tuple[float, float]:
     return a, b
 
 
+@pytest.mark.solo  # timings, or phase windows of processes started together
 def test_no_two_processes_time_at_once_and_timing_waits_for_compute():
     # two timers: their windows never overlap
     a, b = _phase("timing", 0, 1.0), _phase("timing", 0, 1.0)
@@ -193,6 +195,7 @@ def test_no_two_processes_time_at_once_and_timing_waits_for_compute():
     assert t0 >= c1_1 and c2_0 >= t1
 
 
+@pytest.mark.solo  # timings, or phase windows of processes started together
 def test_a_timer_that_waits_too_long_gives_up_and_a_timing_inside_compute_steps_aside():
     from convbench.measures.machine import MachineBusy, compute_phase, timing_phase
 
@@ -212,6 +215,7 @@ def test_a_timer_that_waits_too_long_gives_up_and_a_timing_inside_compute_steps_
         assert waited < 1
 
 
+@pytest.mark.solo  # timings, or phase windows of processes started together
 def test_cost_measures_are_deferred_while_others_compute(pair):
     from convbench.measures.cost import DEFERRED
 
@@ -224,6 +228,7 @@ def test_cost_measures_are_deferred_while_others_compute(pair):
         (m, "skipped", DEFERRED) for m in ("load_time", "memory", "latency")}
 
 
+@pytest.mark.solo  # timings, or phase windows of processes started together
 def test_compute_phases_run_alongside_each_other():
     a, b = _phase("compute", 0, 1.5), _phase("compute", 0, 1.5)
     (a0, a1), (b0, b1) = sorted([_window(a), _window(b)])
