@@ -346,8 +346,9 @@ def test_a_loop_filling_a_sequence_writes_in_place_without_touching_shared_value
 
 def test_one_input_ops_overwrite_only_a_new_value_nothing_reads_afterwards():
     """relu/sigmoid/tanh/silu/relu6 write into their input when it is a new tensor of this
-    block that nothing reads after them; never into a value read again, a program input, or a
-    value of an enclosing block that a loop body reads at every iteration."""
+    block that nothing reads after them; never into a value read again, one a view was taken
+    of, a program input, or a value of an enclosing block that a loop body reads at every
+    iteration."""
     from convbench.mil.compiled import UNARY_IN_PLACE
 
     mb = _mb()
@@ -368,10 +369,15 @@ def test_one_input_ops_overwrite_only_a_new_value_nothing_reads_afterwards():
 
         _, summed = mb.while_loop(_cond=cond, _body=body,
                                   loop_vars=(np.int32(0), mb.mul(x=x, y=0.0)))
-        return once, kept, given, summed, x
+        negated = mb.mul(x=x, y=-1.0)
+        view = mb.reshape(x=negated, shape=[3, 2])  # shares negated's data
+        late = mb.relu(x=negated)  # negated's last reading, but its view lives on
+        return once, kept, given, summed, x, mb.add(x=view, y=0.0), late
 
     x = rng.standard_normal((2, 3)).astype(np.float32)
-    compiled, (once, kept, given, summed, same) = _both(prog, {"x": x})
+    compiled, (once, kept, given, summed, same, view, late) = _both(prog, {"x": x})
+    np.testing.assert_array_equal(view, -x.reshape(3, 2))
+    np.testing.assert_array_equal(late, np.maximum(-x, 0))
     sigmoid = 1 / (1 + np.exp(-x.astype(np.float64) * 0.5))
     np.testing.assert_allclose(summed, 3 * sigmoid, rtol=1e-6)
     np.testing.assert_allclose(kept, 3 * x + 1 / (1 + np.exp(-3.0 * x)), rtol=1e-6)

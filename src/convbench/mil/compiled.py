@@ -160,8 +160,11 @@ class _Emitter:
                 lines += self.call(step, body, done)
             lines += self.store(step, body)
             produced = [n for n, _ in step.outputs]
-            if step.op_type in FRESH or step.op_type in NEW_RESULT \
-                    or _converts(step, self.dtypes):
+            new = step.op_type in FRESH or step.op_type in NEW_RESULT \
+                or _converts(step, self.dtypes)
+            if not new or step.blocks:  # its result may be a view of what it reads: those
+                self.owned -= _reads(step)  # values are no longer the only way to their data
+            if new:
                 self.owned.update(produced)
             local.update(produced)
             # free each value after its last reading (or at once, if nothing reads it)
@@ -265,6 +268,26 @@ def _converts(step: Step, dtypes: dict) -> bool:
     x, out = dict(step.refs).get("x"), step.outputs[0][1]
     source = dtypes.get(x.name) if isinstance(x, Ref) else None
     return None not in (source, out) and source != out
+
+
+def _reads(step: Step) -> set[str]:
+    """The variables `step` reads, in its arguments or inside its nested blocks."""
+    out: set[str] = set()
+
+    def visit(v):
+        if isinstance(v, Ref):
+            out.add(v.name)
+        elif isinstance(v, list):
+            for x in v:
+                visit(x)
+
+    for _, v in step.refs:
+        visit(v)
+    for inner in step.blocks:
+        for s in inner.steps:
+            out |= _reads(s)
+        out.update(inner.outputs)
+    return out
 
 
 def _fed_fresh(body: Block, k: int) -> bool:
